@@ -1,0 +1,106 @@
+/* config/internal.h — private to config/: the diagnostics list, the path
+ * builder, the registry snapshot and the small text helpers the loader and
+ * the validator share. Not for: anything outside config/ (the public API is
+ * include/netsys/config.h). */
+#ifndef NSYS_CONFIG_INTERNAL_H
+#define NSYS_CONFIG_INTERNAL_H
+
+#include <netsys/config.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A document with more errors than this is hopeless; the rest are summed up
+ * in one last entry instead of growing the list without bound. */
+#define NSYS__CONFIG_MAX_ERRORS 1000
+
+/* ---- diagnostics ---------------------------------------------------------- */
+
+/* How an entry prints: at a JSON path, at a line and column (syntax), or as
+ * a plain message about the source itself (I/O). */
+typedef enum nsys__diag_kind {
+    NSYS__DIAG_PATH = 0,
+    NSYS__DIAG_SYNTAX = 1,
+    NSYS__DIAG_IO = 2
+} nsys__diag_kind_t;
+
+typedef struct nsys__diag_entry {
+    char *path;    /* owned */
+    char *message; /* owned */
+    int line, column;
+    nsys__diag_kind_t kind;
+} nsys__diag_entry_t;
+
+struct nsys_config_diag {
+    nsys__diag_entry_t *entries; /* owned, `count` used of `cap` */
+    size_t count, cap;
+    size_t dropped; /* errors past NSYS__CONFIG_MAX_ERRORS */
+    bool oom;       /* an entry could not be stored */
+};
+
+nsys_config_diag_t *nsys__diag_new(void);
+/* Adds an entry of any kind; line/column 0 when unknown. */
+void nsys__diag_add(nsys_config_diag_t *d, nsys__diag_kind_t kind, const char *path, int line,
+                    int column, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 6, 7)))
+#endif
+    ;
+/* Appends the "N more errors" summary if errors were dropped. */
+void nsys__diag_finish(nsys_config_diag_t *d);
+
+/* ---- growable text -------------------------------------------------------- */
+
+/* A NUL-terminated string that grows on demand; `oom` sticks once an
+ * allocation failed (the text then stays as it was). Freed with free(buf). */
+typedef struct nsys__text {
+    char *buf;
+    size_t len, cap;
+    bool oom;
+} nsys__text_t;
+
+void nsys__text_init(nsys__text_t *t);
+void nsys__text_free(nsys__text_t *t);
+void nsys__text_append(nsys__text_t *t, const char *s, size_t n);
+void nsys__text_puts(nsys__text_t *t, const char *s);
+void nsys__text_printf(nsys__text_t *t, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* Appends `s` (n bytes) as a JSON string literal, quotes included; at most
+ * `max` bytes of it (cut at a UTF-8 boundary, then "..." inside the quotes). */
+void nsys__text_quote(nsys__text_t *t, const char *s, size_t n, size_t max);
+/* Appends a path segment for object key `key`: ".key" when it is a plain
+ * identifier, ['key'] (escaped, shortened) otherwise. */
+void nsys__text_key(nsys__text_t *t, const char *key);
+/* Appends a number as the shortest "%.Ng" form that reads back exactly. */
+void nsys__text_number(nsys__text_t *t, double v);
+/* Appends a duration in ms in its largest exact unit: "2s", "90s", "1500ms". */
+void nsys__text_ms(nsys__text_t *t, uint64_t ms);
+
+/* ---- names ---------------------------------------------------------------- */
+
+/* True for 1..63 bytes of [A-Za-z0-9_.-] (ids, the root name, kind names). */
+bool nsys__config_valid_name(const char *s);
+
+/* The candidate the user most likely meant by `word`: a case-insensitive
+ * match, else the nearest by edit distance if it is at most 2 (and smaller
+ * than the candidate's own length, so "x" never suggests "id"); NULL if none. */
+const char *nsys__config_suggest(const char *word, const char *const *cands, size_t n);
+
+/* ---- registry ------------------------------------------------------------- */
+
+/* A copy of every registered kind, in registration order, taken under the
+ * registry lock so one document is validated against one consistent view.
+ * *kinds is freed with free(); the strings stay the registrants'. */
+int nsys__config_kinds_snapshot(nsys_config_kind_t **kinds, size_t *n);
+
+/* ---- validation ----------------------------------------------------------- */
+
+/* Validates a parsed document and builds the config from it (taking the
+ * document on success). Returns 0, NSYS_ECONFIG (errors in d) or NSYS_ENOMEM. */
+int nsys__config_build(cJSON *doc, nsys_config_diag_t *d, nsys_config_t **out);
+
+#endif

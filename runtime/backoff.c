@@ -1,0 +1,114 @@
+/* runtime/backoff.c — the exponential backoff with symmetric jitter used for
+ * supervisor restarts and client reconnects (see netsys/backoff.h). Plain
+ * data and arithmetic; the clock and random source are injectable. */
+#include <netsys/backoff.h>
+#include <netsys/error.h>
+
+#include <math.h>
+#include <stdbool.h>
+#include <uv.h>
+
+static uint64_t default_clock(void *ud)
+{
+    (void)ud;
+    return uv_hrtime() / 1000000u;
+}
+
+/* xorshift64*: fast, good enough to spread retries; not for secrets. */
+static uint64_t xorshift(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545f4914f6cdd1dULL;
+}
+
+nsys_backoff_opts_t nsys_backoff_grpc_defaults(void)
+{
+    nsys_backoff_opts_t o = {
+        .initial_ms = NSYS_BACKOFF_GRPC_INITIAL_MS,
+        .max_ms = NSYS_BACKOFF_GRPC_MAX_MS,
+        .multiplier = NSYS_BACKOFF_GRPC_MULTIPLIER,
+        .jitter = NSYS_BACKOFF_GRPC_JITTER,
+        .reset_after_ms = NSYS_BACKOFF_GRPC_RESET_MS,
+    };
+    return o;
+}
+
+int nsys_backoff_init(nsys_backoff_t *b, const nsys_backoff_opts_t *opts,
+                      const nsys_backoff_opts_t *defaults)
+{
+    if (b == NULL)
+        return NSYS_EINVAL;
+    nsys_backoff_opts_t d = defaults != NULL ? *defaults : nsys_backoff_grpc_defaults();
+    nsys_backoff_opts_t o = opts != NULL ? *opts : (nsys_backoff_opts_t)NSYS_BACKOFF_OPTS_DEFAULTS;
+    if (o.initial_ms == 0)
+        o.initial_ms = d.initial_ms;
+    if (o.max_ms == 0)
+        o.max_ms = d.max_ms;
+    if (o.multiplier == 0.0)
+        o.multiplier = d.multiplier;
+    if (o.jitter == 0.0)
+        o.jitter = d.jitter;
+    if (o.jitter == NSYS_BACKOFF_NO_JITTER)
+        o.jitter = 0.0;
+    if (o.reset_after_ms == 0)
+        o.reset_after_ms = d.reset_after_ms;
+    if (!(o.multiplier >= 1.0 && o.multiplier <= 1000.0) || !(o.jitter >= 0.0 && o.jitter <= 1.0) ||
+        o.initial_ms > o.max_ms || o.max_ms == 0)
+        return NSYS_EINVAL;
+    b->opts = o;
+    b->clock = default_clock;
+    b->random = NULL;
+    b->userdata = NULL;
+    b->rng_state = (uv_hrtime() ^ (uint64_t)(uintptr_t)b) | 1u;
+    nsys_backoff_reset(b);
+    return 0;
+}
+
+void nsys_backoff_set_sources(nsys_backoff_t *b, nsys_backoff_clock_fn clock,
+                              nsys_backoff_random_fn random, void *userdata)
+{
+    b->clock = clock != NULL ? clock : default_clock;
+    b->random = random;
+    b->userdata = userdata;
+}
+
+void nsys_backoff_reset(nsys_backoff_t *b)
+{
+    b->attempt = 0;
+    b->current_ms = b->opts.initial_ms;
+    b->stable_since_ms = 0;
+}
+
+void nsys_backoff_success(nsys_backoff_t *b) { b->stable_since_ms = b->clock(b->userdata) | 1u; }
+
+void nsys_backoff_failure(nsys_backoff_t *b)
+{
+    if (b->stable_since_ms != 0 &&
+        b->clock(b->userdata) - b->stable_since_ms >= b->opts.reset_after_ms)
+        nsys_backoff_reset(b);
+    b->stable_since_ms = 0;
+}
+
+uint64_t nsys_backoff_next(nsys_backoff_t *b)
+{
+    nsys_backoff_failure(b);
+    double base = (double)b->current_ms;
+    double next = base * b->opts.multiplier;
+    b->current_ms = next >= (double)b->opts.max_ms ? b->opts.max_ms : (uint64_t)next;
+    b->attempt++;
+    if (b->opts.jitter == 0.0)
+        return (uint64_t)base;
+    uint64_t r = b->random != NULL ? b->random(b->userdata) : xorshift(&b->rng_state);
+    double u = (double)(r >> 11) * (1.0 / 9007199254740992.0); /* [0, 1) */
+    double lo = ceil(base * (1.0 - b->opts.jitter)), hi = floor(base * (1.0 + b->opts.jitter));
+    double j = floor(base * (1.0 + b->opts.jitter * (2.0 * u - 1.0)));
+    if (j < lo)
+        j = lo;
+    if (j > hi)
+        j = hi;
+    return j <= 0.0 ? 0 : (uint64_t)j;
+}

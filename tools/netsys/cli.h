@@ -1,0 +1,61 @@
+/* tools/netsys/cli.h — what the files of the `netsys` program share: exit
+ * statuses, the subcommands' entry points, loading a document from a file,
+ * stdin or the embedded default, and the demo behaviour kinds.
+ *
+ * Not for: anything a library user needs. The program uses only the public
+ * API (<netsys/netsys.h>); this header is private to tools/netsys/.
+ */
+#ifndef NETSYS_TOOLS_CLI_H
+#define NETSYS_TOOLS_CLI_H
+
+#include <netsys/netsys.h>
+
+#include <stdbool.h>
+#include <stdio.h>
+
+/* Exit statuses (docs/CLI.md lists them). */
+#define CLI_EXIT_OK 0      /* clean stop, valid documents, help, version */
+#define CLI_EXIT_FAIL 1    /* bad usage, invalid document, the tree failed to start */
+#define CLI_EXIT_GAVE_UP 2 /* `run`: the root supervisor exited on its own (it gave up) */
+
+/* One subcommand: argv[0] is the subcommand's name. Returns an exit status. */
+int cli_cmd_run(int argc, char **argv);
+int cli_cmd_check(int argc, char **argv);
+int cli_cmd_graph(int argc, char **argv);
+
+/* Prints "netsys: " + message + newline to stderr. */
+void cli_error(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+
+/* Reports an unknown option or a missing argument for `cmd` and points at
+ * its --help; returns CLI_EXIT_FAIL. */
+int cli_usage_error(const char *cmd);
+
+/* Reports what getopt_long (with opterr = 0 and a leading ':' in its option
+ * string) rejected: `c` is the '?' or ':' it returned. Returns CLI_EXIT_FAIL. */
+int cli_option_error(const char *cmd, int c, char **argv);
+
+/* The document `netsys run` uses when no FILE is given (examples/demo_tree.json
+ * holds the same bytes; a test keeps them equal). */
+extern const char cli_default_document[];
+#define CLI_DEFAULT_SOURCE "<default>"
+
+/* Loads `path` ("-": standard input, NULL: the embedded default document).
+ * On failure prints every error to `diag_out` (as "SOURCE: PATH: MESSAGE")
+ * and returns the load error; *cfg is then NULL. */
+int cli_load(const char *path, FILE *diag_out, nsys_config_t **cfg);
+
+/* The name a document is reported under: the path, "<stdin>" or "<default>". */
+const char *cli_source_name(const char *path);
+
+/* Registers demo_worker and flaky_worker (demo_kinds.c); idempotent. */
+int cli_register_demo_kinds(void);
+
+/* The kind name a behaviour was registered under ("demo_worker"), or the
+ * behaviour's own name when no kind uses it. */
+const char *cli_kind_name(const nsys_behaviour_t *behaviour);
+
+#endif

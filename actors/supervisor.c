@@ -465,6 +465,7 @@ static const nsys_behaviour_t supervisor_behaviour;
 static int spawn_child(nsys_ctx_t *ctx, sup_t *s, child_t *c)
 {
     nsys_spawn_opts_t o = NSYS_SPAWN_OPTS_DEFAULTS;
+    o.placement = NSYS_PLACE_ANY; /* spread the tree over the schedulers */
     o.link = true;
     o.ack = true;
     int rc;

@@ -126,6 +126,7 @@ static nsys__sched_t *place(nsys_runtime_t *rt, const nsys_spawn_opts_t *o)
     switch (o->placement) {
     case NSYS_PLACE_INDEX:
         return o->sched_index < rt->nsched ? &rt->scheds[o->sched_index] : NULL;
+    case NSYS_PLACE_DEFAULT:
     case NSYS_PLACE_SAME:
         if (nsys__on_runtime_thread(rt))
             return nsys__tls_sched;
@@ -454,6 +455,21 @@ void nsys__exit_actor(nsys__actor_t *a)
     atomic_fetch_and_explicit(&sl->word, ~NSYS__ALIVE, memory_order_seq_cst);
     if (atomic_load_explicit(&a->named, memory_order_seq_cst))
         nsys__registry_remove_ref(rt, a->self);
+
+    /* Monitor and link requests that reached us before we died count: their
+     * senders learn the real reason. What else is queued is dropped. */
+    nsys__mpsc_node_t *old = NULL, *link;
+    while ((link = nsys__mailbox_pop(&a->mb, &old)) != NULL) {
+        nsys__node_free(rt, (nsys__node_t *)old);
+        nsys__node_t *n = (nsys__node_t *)link;
+        uint32_t type = n->msg.type;
+        if (type == NSYS__MSG_MONITOR || type == NSYS__MSG_LINK || type == NSYS__MSG_DEMONITOR ||
+            type == NSYS__MSG_UNLINK)
+            dispatch(a, n);
+        else if (type >= NSYS_MSG_SYSTEM_MAX)
+            nsys__dead_letter(rt, type, a->self);
+        nsys__node_release_payload(n);
+    }
 
     nsys__ext_t *e = a->ext;
     if (e != NULL) {

@@ -165,6 +165,7 @@ typedef struct nsys__sched {
     nsys__actor_t *actors; /* live actors, newest first */
     nsys__pool_t pool;
     unsigned cycles_since_poll;
+    uint64_t last_poll_ns;
     nsys__counter_t sent, handled, ready_depth, parks, wakeups, nactors;
 } nsys__sched_t;
 

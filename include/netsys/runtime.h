@@ -156,10 +156,16 @@ unsigned nsys_runtime_schedulers(const nsys_runtime_t *rt);
 /* ------------------------------------------------------------------------ */
 /* Actors                                                                    */
 
+/* Where a new actor runs. The default keeps actors that talk to each other
+ * together, as Erlang and Pony do: a spawn from inside an actor lands on the
+ * caller's scheduler (messages between them never cross cores), a spawn from
+ * outside the runtime is spread round-robin. Structural spawners that want
+ * parallelism — supervisors, listeners — ask for NSYS_PLACE_ANY. */
 typedef enum nsys_placement {
-    NSYS_PLACE_ANY = 0,  /* round-robin over schedulers */
-    NSYS_PLACE_SAME = 1, /* the caller's scheduler (round-robin from outside) */
-    NSYS_PLACE_INDEX = 2 /* scheduler `sched_index` */
+    NSYS_PLACE_DEFAULT = 0, /* the caller's scheduler from an actor, else round-robin */
+    NSYS_PLACE_ANY = 1,     /* round-robin over schedulers */
+    NSYS_PLACE_SAME = 2,    /* the caller's scheduler (round-robin from outside) */
+    NSYS_PLACE_INDEX = 3    /* scheduler `sched_index` */
 } nsys_placement_t;
 
 typedef struct nsys_spawn_opts {
@@ -172,7 +178,7 @@ typedef struct nsys_spawn_opts {
     uint64_t *monitor_id;           /* out: the monitor's id when monitor is set */
     bool ack;                       /* the caller gets NSYS_MSG_STARTED once the child started */
 } nsys_spawn_opts_t;
-#define NSYS_SPAWN_OPTS_DEFAULTS {NSYS_PLACE_ANY, 0, NULL, NULL, false, false, NULL, false}
+#define NSYS_SPAWN_OPTS_DEFAULTS {NSYS_PLACE_DEFAULT, 0, NULL, NULL, false, false, NULL, false}
 
 /* Creates an actor; init runs asynchronously on its scheduler. On success
  * *out (may be NULL) receives its ref and ownership of args passed to the
@@ -259,8 +265,11 @@ int nsys_monitor(nsys_ctx_t *ctx, nsys_ref_t target, uint64_t *monitor_id);
  * already queued. NSYS_ENOENT if the id is not an active monitor. */
 int nsys_demonitor(nsys_ctx_t *ctx, uint64_t monitor_id);
 
-/* Links the caller and `target`: when either exits abnormally the other gets
- * an exit signal. NSYS_ENOACTOR if target is already gone. */
+/* Links the caller and `target`: when either exits, the other gets an exit
+ * signal with the reason. A trapping actor receives it as NSYS_MSG_EXIT (for
+ * normal exits too, which is how a supervisor learns of them); a
+ * non-trapping one exits with the same reason unless it is normal.
+ * NSYS_ENOACTOR if target is already gone. */
 int nsys_link(nsys_ctx_t *ctx, nsys_ref_t target);
 int nsys_unlink(nsys_ctx_t *ctx, nsys_ref_t target);
 

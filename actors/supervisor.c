@@ -70,6 +70,7 @@ typedef struct sup_args {
     nsys_sup_spec_t *spec; /* owned */
     char *path;            /* owned */
     start_rv_t *rv;        /* root started from outside, or NULL */
+    int parent_is_sup;     /* tell the parent why a start failed (MSG_START_FAILED) */
 } sup_args_t;
 
 typedef struct sup {
@@ -89,6 +90,7 @@ typedef struct sup {
     uint64_t period_ms;
     uint64_t total_restarts;
     phase_t phase;
+    int parent_is_sup;
     nsys_ref_t observer;
     char err[ERR_TEXT_MAX];
 } sup_t;
@@ -485,6 +487,7 @@ static int spawn_child(nsys_ctx_t *ctx, sup_t *s, child_t *c)
         snprintf(a->path, plen, "%s/%s", s->path, c->id);
         if (a->spec->observer == NSYS_REF_NONE)
             a->spec->observer = s->observer;
+        a->parent_is_sup = 1;
         o.args = a;
         o.args_free = sup_args_free;
         rc = nsys_spawn(nsys_ctx_runtime(ctx), &supervisor_behaviour, &o, &c->ref);
@@ -648,11 +651,9 @@ static void fail_start(nsys_ctx_t *ctx, sup_t *s, child_t *c, int reason)
         snprintf(s->err, sizeof s->err, "child '%s' of supervisor '%s' failed to start: %s",
                  c->id, s->path, nsys_strerror(reason));
     emit(ctx, s, NSYS_SUP_START_FAILED, c, reason, 0);
-    if (s->rv != NULL) {
-        rv_finish(s->rv, reason, s->err);
-        rv_release(s->rv);
-        s->rv = NULL;
-    } else if (nsys_parent(ctx) != NSYS_REF_NONE) {
+    /* A starter waiting on the rendezvous hears of it from terminate, once
+     * the children that did start have stopped. */
+    if (s->rv == NULL && s->parent_is_sup) {
         nsys_send(nsys_ctx_runtime(ctx), nsys_parent(ctx), MSG_START_FAILED, s->err,
                   strlen(s->err) + 1);
     }
@@ -839,6 +840,7 @@ static int sup_init(nsys_ctx_t *ctx, void *state, void *args)
     s->spec = a->spec;
     s->path = a->path;
     s->rv = a->rv;
+    s->parent_is_sup = a->parent_is_sup;
     a->spec = NULL;
     a->path = NULL;
     a->rv = NULL;
@@ -903,9 +905,12 @@ static int sup_handle(nsys_ctx_t *ctx, void *state, nsys_msg_t *msg)
             reply(ctx, c, 0);
         } else if (was == C_STARTING) {
             c->start_failed = 1;
+            bool requested = c->dynamic && c->reply_to != NSYS_REF_NONE;
             reply(ctx, c, ex->reason != 0 ? ex->reason : NSYS_EFAILED);
             if (s->phase == P_STARTING)
                 fail_start(ctx, s, c, ex->reason);
+            else if (requested)
+                remove_child(s, c); /* start_child failed: the caller knows, nothing is kept */
             else
                 on_child_down(ctx, s, c, ex->reason);
         } else {
@@ -1020,10 +1025,17 @@ int nsys_supervisor_start(nsys_runtime_t *rt, const nsys_sup_spec_t *spec, nsys_
 {
     if (err != NULL && errlen > 0)
         err[0] = '\0';
-    if (rt == NULL || spec == NULL)
+    if (rt == NULL || spec == NULL) {
+        if (err != NULL && errlen > 0)
+            snprintf(err, errlen, "%s is NULL", rt == NULL ? "the runtime" : "the spec");
         return NSYS_EINVAL;
-    if (nsys_current() != NULL)
+    }
+    if (nsys_current() != NULL) {
+        if (err != NULL && errlen > 0)
+            snprintf(err, errlen, "nsys_supervisor_start blocks: call it from outside the "
+                                  "runtime, or use nsys_supervisor_spawn from an actor");
         return NSYS_EBUSY;
+    }
     int rc;
     sup_args_t *a = make_args(spec, "root", err, errlen, &rc);
     if (a == NULL)

@@ -1,9 +1,10 @@
 /* runtime/actor.c — an actor's life: spawn, turns, system messages,
- * monitors and links, exit and the final free.
+ * monitors and links, exit, retirement and the final free.
  *
  * Everything here that touches an actor's fields runs on the actor's own
- * scheduler thread, except nsys__finalize, which runs on whichever thread
- * drops the last pin of a dead actor (by then nobody else can reach it).
+ * scheduler thread. Other threads only push into its mailbox or raise its
+ * kill flag, under the protection of the reclamation epoch (scheduler
+ * threads) or a pin (outside threads).
  */
 #include "internal.h"
 
@@ -192,9 +193,8 @@ int nsys_spawn(nsys_runtime_t *rt, const nsys_behaviour_t *beh, const nsys_spawn
     }
 
     nsys__actor_t *a = calloc(1, sizeof *a + beh->state_size);
-    nsys__node_t *init = nsys__node_alloc(rt);
     uint32_t slot = 0, gen = 0;
-    rc = (a == NULL || init == NULL) ? NSYS_ENOMEM : nsys__table_alloc(&rt->table, &slot, &gen);
+    rc = a == NULL ? NSYS_ENOMEM : nsys__table_alloc(&rt->table, &slot, &gen);
     if (rc != 0)
         goto fail;
     a->beh = beh;
@@ -202,7 +202,10 @@ int nsys_spawn(nsys_runtime_t *rt, const nsys_behaviour_t *beh, const nsys_spawn
     a->self = ((nsys_ref_t)gen << 32) | slot;
     a->parent = parent != NULL ? parent->self : NSYS_REF_NONE;
     a->ack_to = o->ack ? parent->self : NSYS_REF_NONE;
+    a->args = o->args;
+    a->args_free = o->args_free;
     a->stub.kind = NSYS__NODE_STUB;
+    /* Not marked empty: nobody but us schedules it, and init runs first. */
     nsys__mailbox_init(&a->mb, &a->stub.link);
 
     uint64_t mon_id = 0;
@@ -230,22 +233,10 @@ int nsys_spawn(nsys_runtime_t *rt, const nsys_behaviour_t *beh, const nsys_spawn
         }
     }
 
-    init->hdr.kind = NSYS__NODE_PTR;
-    init->own.free_fn = o->args_free;
-    init->msg.type = NSYS__MSG_INIT;
-    init->msg.from = a->parent;
-    init->msg.data = o->args;
-    nsys__mailbox_push(&a->mb, &init->hdr.link);
-
     nsys__slot_t *sl = nsys__table_slot(&rt->table, slot);
-    sl->actor = a;
-    /* Alive, with one pin: the ready queue's, handed over by schedule below. */
-    atomic_store_explicit(&sl->word, ((uint64_t)gen << 32) | NSYS__ALIVE | 1, memory_order_release);
+    atomic_store_explicit(&sl->actor, a, memory_order_relaxed);
+    atomic_store_explicit(&sl->word, ((uint64_t)gen << 32) | NSYS__ALIVE, memory_order_release);
     atomic_fetch_add_explicit(&rt->spawned, 1, memory_order_relaxed);
-    if (internal)
-        nsys__counter_add(&nsys__tls_sched->sent, 1); /* the init message */
-    else
-        atomic_fetch_add_explicit(&rt->ext_sent, 1, memory_order_relaxed);
     if (parent == NULL)
         top_add(rt, a->self);
     if (o->monitor && o->monitor_id != NULL)
@@ -260,7 +251,6 @@ fail:
     if (a != NULL)
         ext_free(a);
     free(a);
-    nsys__node_free(rt, init);
     nsys__gate_leave(rt, internal);
     return rc;
 }
@@ -274,9 +264,20 @@ static void call_handle(nsys__actor_t *a, nsys_msg_t *msg)
         fail(a, rc > 0 ? NSYS_EFAILED : rc);
 }
 
-static void do_init(nsys__actor_t *a, nsys__node_t *n)
+/* Drops the spawn args if init did not consume them (it never ran). */
+static void free_args(nsys__actor_t *a)
+{
+    if (a->args_free != NULL)
+        a->args_free(a->args);
+    a->args = NULL;
+    a->args_free = NULL;
+}
+
+/* The first turn: join the scheduler's list and run init. */
+static void do_init(nsys__actor_t *a)
 {
     nsys__sched_t *s = a->sched;
+    a->started = 1;
     a->prev = NULL;
     a->next = s->actors;
     if (s->actors != NULL)
@@ -284,7 +285,8 @@ static void do_init(nsys__actor_t *a, nsys__node_t *n)
     s->actors = a;
     a->listed = 1;
     nsys__counter_add(&s->nactors, 1);
-    int rc = a->beh->init != NULL ? a->beh->init(a, a->state, n->msg.data) : 0;
+    int rc = a->beh->init != NULL ? a->beh->init(a, a->state, a->args) : 0;
+    free_args(a);
     if (rc != 0) {
         fail(a, rc > 0 ? NSYS_EFAILED : rc);
         return;
@@ -352,9 +354,6 @@ static void dispatch(nsys__actor_t *a, nsys__node_t *n)
     nsys__sysmsg_t *sm = msg->data;
     nsys__ext_t *e;
     switch (msg->type) {
-    case NSYS__MSG_INIT:
-        do_init(a, n);
-        break;
     case NSYS__MSG_MONITOR:
         e = nsys__ext(a);
         if (e == NULL || watchers_add(&e->watchers, &e->nwatchers, &e->capwatchers, sm->ref, sm->id) != 0)
@@ -398,13 +397,13 @@ static void dispatch(nsys__actor_t *a, nsys__node_t *n)
 void nsys__run_turn(nsys__sched_t *s, nsys__actor_t *a)
 {
     nsys_runtime_t *rt = s->rt;
-    if (a->exited) { /* killed while it waited in the ready list */
-        nsys__unpin(rt, a);
-        return;
-    }
     nsys__tls_actor = a;
     unsigned n = 0;
-    for (; n < rt->batch; n++) {
+    if (!a->started && !atomic_load_explicit(&a->kill_req, memory_order_relaxed)) {
+        do_init(a);
+        n++;
+    }
+    for (; n < rt->batch && !a->exiting; n++) {
         if (atomic_load_explicit(&a->kill_req, memory_order_relaxed)) {
             a->exiting = 1;
             a->exit_reason = NSYS_REASON_KILLED;
@@ -416,20 +415,18 @@ void nsys__run_turn(nsys__sched_t *s, nsys__actor_t *a)
             break;
         nsys__node_free(rt, (nsys__node_t *)old);
         dispatch(a, (nsys__node_t *)link);
-        if (a->exiting) {
-            n++;
-            break;
-        }
+    }
+    if (atomic_load_explicit(&a->kill_req, memory_order_relaxed) && !a->exiting) {
+        a->exiting = 1;
+        a->exit_reason = NSYS_REASON_KILLED;
     }
     nsys__tls_actor = NULL;
     nsys__counter_add(&s->handled, n);
     if (a->exiting) {
         nsys__exit_actor(a);
-        nsys__unpin(rt, a);
-    } else if (n == rt->batch || !nsys__mailbox_mark_empty(&a->mb)) {
-        nsys__schedule(a); /* more to do: back of the line, pin kept */
-    } else {
-        nsys__unpin(rt, a);
+        nsys__retire(s, a);
+    } else if (n >= rt->batch || !nsys__mailbox_mark_empty(&a->mb)) {
+        nsys__schedule(a); /* more to do: back of the line */
     }
 }
 
@@ -449,6 +446,7 @@ void nsys__exit_actor(nsys__actor_t *a)
         nsys__tls_actor = NULL;
     }
     a->initialized = 0;
+    free_args(a);
     nsys__timers_cancel_all(a);
 
     nsys__slot_t *sl = nsys__table_slot(&rt->table, NSYS_REF_SLOT(a->self));
@@ -512,27 +510,40 @@ void nsys__exit_actor(nsys__actor_t *a)
     nsys__notify_exit(rt);
 }
 
-/* Terminates an actor from its scheduler outside a turn (forced stop). */
+/* Terminates an actor from its scheduler outside a turn (forced stop). An
+ * idle actor's mailbox is unmarked first so that no late sender queues it; if
+ * a sender already took the mark, the actor is (or will be) in the ready
+ * queue, and the stop's final drain skips it there. */
 void nsys__actor_force_exit(nsys__actor_t *a, int reason)
 {
-    nsys_runtime_t *rt = a->sched->rt;
-    nsys__slot_t *sl = nsys__table_slot(&rt->table, NSYS_REF_SLOT(a->self));
-    atomic_fetch_add_explicit(&sl->word, 1, memory_order_acquire); /* our pin */
+    nsys__mailbox_unmark(&a->mb);
     fail(a, reason);
     nsys__exit_actor(a);
-    nsys__unpin(rt, a);
+    nsys__retire(a->sched, a);
 }
 
-/* Frees a dead actor once nobody holds a pin: what is still queued is
- * answered (monitor and link requests learn the actor is gone) or dropped. */
-void nsys__finalize(nsys_runtime_t *rt, nsys__actor_t *a)
+/* Retires an exited actor: it waits in its scheduler's limbo until no thread
+ * can still reach it (see nsys__reclaim). */
+void nsys__retire(nsys__sched_t *s, nsys__actor_t *a)
+{
+    a->retired_at = atomic_load_explicit(&s->rt->epoch, memory_order_seq_cst);
+    a->next = s->limbo;
+    s->limbo = a;
+}
+
+/* Frees a retired actor nobody can reach any more. What is still queued is
+ * answered (monitor and link requests learn the actor is gone) or dropped;
+ * `quiet` (the forced stop) sends nothing. */
+void nsys__finalize(nsys_runtime_t *rt, nsys__actor_t *a, bool quiet)
 {
     nsys__mpsc_node_t *old = NULL, *link;
     while ((link = nsys__mailbox_pop(&a->mb, &old)) != NULL) {
         nsys__node_free(rt, (nsys__node_t *)old);
         nsys__node_t *n = (nsys__node_t *)link;
         nsys__sysmsg_t *sm = n->msg.data;
-        if (n->msg.type == NSYS__MSG_MONITOR) {
+        if (quiet) {
+            /* nothing is answered while everything stops */
+        } else if (n->msg.type == NSYS__MSG_MONITOR) {
             nsys_down_t d = {.ref = a->self, .monitor = sm->id, .reason = NSYS_REASON_NOPROC};
             nsys__node_t *dn = nsys__node_alloc(rt);
             if (dn != NULL) {
@@ -551,7 +562,6 @@ void nsys__finalize(nsys_runtime_t *rt, nsys__actor_t *a)
         nsys__node_release_payload(n);
     }
     nsys__node_free(rt, (nsys__node_t *)a->mb.tail);
-    ext_free(a);
     nsys__table_release(&rt->table, NSYS_REF_SLOT(a->self));
     free(a);
 }
@@ -656,7 +666,7 @@ int nsys_kill(nsys_runtime_t *rt, nsys_ref_t to)
     int rc = nsys__gate_enter(rt, &internal);
     if (rc != 0)
         return rc;
-    nsys__actor_t *a = nsys__pin(rt, to);
+    nsys__actor_t *a = nsys__acquire(rt, to, internal);
     if (a == NULL) {
         nsys__gate_leave(rt, internal);
         return NSYS_ENOACTOR;
@@ -667,13 +677,10 @@ int nsys_kill(nsys_runtime_t *rt, nsys_ref_t to)
         /* A message makes sure an idle actor runs and sees the flag. */
         n->msg.type = NSYS__MSG_KILL;
         n->msg.from = nsys__current_ref(rt);
-        if (nsys__mailbox_push(&a->mb, &n->hdr.link)) {
+        if (nsys__mailbox_push(&a->mb, &n->hdr.link))
             nsys__schedule(a);
-            a = NULL;
-        }
     }
-    if (a != NULL)
-        nsys__unpin(rt, a);
+    nsys__release(rt, a, internal);
     nsys__gate_leave(rt, internal);
     return n != NULL ? 0 : NSYS_ENOMEM;
 }

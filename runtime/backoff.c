@@ -79,29 +79,33 @@ void nsys_backoff_set_sources(nsys_backoff_t *b, nsys_backoff_clock_fn clock,
 void nsys_backoff_reset(nsys_backoff_t *b)
 {
     b->attempt = 0;
-    b->current_ms = b->opts.initial_ms;
+    b->current_ms = (double)b->opts.initial_ms;
     b->stable_since_ms = 0;
+    b->stable = 0;
 }
 
-void nsys_backoff_success(nsys_backoff_t *b) { b->stable_since_ms = b->clock(b->userdata) | 1u; }
+void nsys_backoff_success(nsys_backoff_t *b)
+{
+    b->stable_since_ms = b->clock(b->userdata);
+    b->stable = 1;
+}
 
 void nsys_backoff_failure(nsys_backoff_t *b)
 {
-    if (b->stable_since_ms != 0 &&
-        b->clock(b->userdata) - b->stable_since_ms >= b->opts.reset_after_ms)
+    if (b->stable && b->clock(b->userdata) - b->stable_since_ms >= b->opts.reset_after_ms)
         nsys_backoff_reset(b);
-    b->stable_since_ms = 0;
+    b->stable = 0;
 }
 
 uint64_t nsys_backoff_next(nsys_backoff_t *b)
 {
     nsys_backoff_failure(b);
-    double base = (double)b->current_ms;
+    double base = b->current_ms;
     double next = base * b->opts.multiplier;
-    b->current_ms = next >= (double)b->opts.max_ms ? b->opts.max_ms : (uint64_t)next;
+    b->current_ms = next >= (double)b->opts.max_ms ? (double)b->opts.max_ms : next;
     b->attempt++;
     if (b->opts.jitter == 0.0)
-        return (uint64_t)base;
+        return (uint64_t)floor(base);
     uint64_t r = b->random != NULL ? b->random(b->userdata) : xorshift(&b->rng_state);
     double u = (double)(r >> 11) * (1.0 / 9007199254740992.0); /* [0, 1) */
     double lo = ceil(base * (1.0 - b->opts.jitter)), hi = floor(base * (1.0 + b->opts.jitter));

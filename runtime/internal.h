@@ -5,8 +5,10 @@
  * schedulers and the registry. A scheduler thread owns its loop, its local
  * ready list, its message-node pool and the actors pinned to it (their state,
  * monitors, links and timers are touched only on that thread). Other threads
- * reach an actor only through a pinned table slot, and only to push into its
- * mailbox or raise its kill flag. The last unpin of a dead actor frees it.
+ * reach an actor only through its table slot, and only to push into its
+ * mailbox or raise its kill flag. Memory reclamation is epoch-based: a dead
+ * actor is retired by its scheduler and freed there once every scheduler has
+ * passed a quiescent point since, and no outside thread still pins it.
  */
 #ifndef NSYS_RUNTIME_INTERNAL_H
 #define NSYS_RUNTIME_INTERNAL_H
@@ -24,7 +26,6 @@
 
 /* ---- runtime-internal message types (< NSYS_MSG_SYSTEM_MAX) ------------- */
 enum {
-    NSYS__MSG_INIT = 1,      /* ptr payload: spawn args + args_free */
     NSYS__MSG_MONITOR = 2,   /* nsys__sysmsg_t: ref = watcher, id */
     NSYS__MSG_DEMONITOR = 3, /* nsys__sysmsg_t: id */
     NSYS__MSG_LINK = 4,      /* nsys__sysmsg_t: ref = linker */
@@ -89,14 +90,20 @@ struct nsys_actor {
     nsys__mailbox_t mb;
     nsys__node_hdr_t stub;
     nsys__mpsc_node_t rq; /* ready-queue link */
-    struct nsys_actor *prev, *next; /* the scheduler's list of live actors */
+    struct nsys_actor *prev, *next; /* live: the scheduler's list; retired: its limbo list */
     const nsys_behaviour_t *beh;
     struct nsys__sched *sched;
     nsys_ref_t self;
     nsys_ref_t parent;
-    nsys__ext_t *ext;
+    void *args; /* until init has run */
+    void (*args_free)(void *);
+    union {
+        nsys__ext_t *ext;    /* while alive */
+        uint64_t retired_at; /* once retired: the global epoch at retirement */
+    };
     nsys_ref_t ack_to; /* parent waiting for NSYS_MSG_STARTED, or none */
     int exit_reason;
+    uint8_t started;     /* init was called */
     uint8_t initialized; /* init returned 0: terminate will run */
     uint8_t listed;      /* on the scheduler's list */
     uint8_t exiting;     /* exit requested; acted on after the callback */
@@ -114,12 +121,13 @@ typedef struct nsys_actor nsys__actor_t;
  * with one CAS, so the actor cannot be freed under it. */
 #define NSYS__ALIVE ((uint64_t)1 << 31)
 #define NSYS__PINS_MASK (NSYS__ALIVE - 1)
+#define NSYS__EPOCH_IDLE UINT64_MAX
 #define NSYS__CHUNK_BITS 12
 #define NSYS__CHUNK_SLOTS (1u << NSYS__CHUNK_BITS)
 
 typedef struct nsys__slot {
     _Atomic uint64_t word;
-    nsys__actor_t *actor; /* while free: index of the next free slot */
+    _Atomic(nsys__actor_t *) actor; /* while free: index of the next free slot */
 } nsys__slot_t;
 
 typedef struct nsys__table {
@@ -164,6 +172,10 @@ typedef struct nsys__sched {
     uint64_t local_count;
     nsys__actor_t *actors; /* live actors, newest first */
     nsys__pool_t pool;
+    _Atomic uint64_t epoch; /* announced epoch, NSYS__EPOCH_IDLE while parked */
+    bool in_epoch;          /* announced since the last park */
+    unsigned cycles_since_announce;
+    nsys__actor_t *limbo;   /* retired actors waiting to be freed */
     unsigned cycles_since_poll;
     uint64_t last_poll_ns;
     nsys__counter_t sent, handled, ready_depth, parks, wakeups, nactors;
@@ -185,6 +197,7 @@ struct nsys_runtime {
     nsys__table_t table;
     nsys__pool_global_t pool;
     nsys__registry_t *registry;
+    _Atomic uint64_t epoch; /* global reclamation epoch */
     _Atomic unsigned rr;
     _Atomic uint64_t monitor_seq;
 
@@ -203,7 +216,8 @@ struct nsys_runtime {
     int stop_requested;
     int stop_code;
     _Atomic int exit_watch; /* someone waits for exits on wait_cond */
-    uv_barrier_t force_barrier;
+    uv_barrier_t force_barrier;   /* schedulers + the stopping thread */
+    uv_barrier_t drained_barrier; /* schedulers, once nothing can send any more */
     int stopped;
 };
 
@@ -218,6 +232,11 @@ void nsys__table_release(nsys__table_t *t, uint32_t slot);
 nsys__slot_t *nsys__table_slot(nsys__table_t *t, uint32_t slot);
 nsys__actor_t *nsys__pin(nsys_runtime_t *rt, nsys_ref_t ref);
 void nsys__unpin(nsys_runtime_t *rt, nsys__actor_t *a);
+nsys__actor_t *nsys__acquire(nsys_runtime_t *rt, nsys_ref_t ref, bool internal);
+void nsys__release(nsys_runtime_t *rt, nsys__actor_t *a, bool internal);
+void nsys__epoch_announce(nsys__sched_t *s);
+void nsys__retire(nsys__sched_t *s, nsys__actor_t *a);
+void nsys__reclaim(nsys__sched_t *s, bool all);
 
 nsys__node_t *nsys__node_alloc(nsys_runtime_t *rt);
 void nsys__node_free(nsys_runtime_t *rt, nsys__node_t *n);
@@ -230,7 +249,7 @@ int nsys__send_node(nsys_runtime_t *rt, nsys_ref_t to, nsys__node_t *n);
 int nsys__send_sys(nsys_runtime_t *rt, nsys_ref_t from, nsys_ref_t to, uint32_t type,
                    const nsys__sysmsg_t *sm);
 void nsys__schedule(nsys__actor_t *a);
-void nsys__finalize(nsys_runtime_t *rt, nsys__actor_t *a);
+void nsys__finalize(nsys_runtime_t *rt, nsys__actor_t *a, bool quiet);
 void nsys__run_turn(nsys__sched_t *s, nsys__actor_t *a);
 void nsys__exit_actor(nsys__actor_t *a);
 void nsys__actor_force_exit(nsys__actor_t *a, int reason);

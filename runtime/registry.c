@@ -136,7 +136,7 @@ int nsys_register(nsys_runtime_t *rt, const char *name, nsys_ref_t ref)
     int rc = nsys__gate_enter(rt, &internal);
     if (rc != 0)
         return rc;
-    nsys__actor_t *a = nsys__pin(rt, ref);
+    nsys__actor_t *a = nsys__acquire(rt, ref, internal);
     if (a == NULL) {
         nsys__gate_leave(rt, internal);
         return NSYS_ENOACTOR;
@@ -172,7 +172,7 @@ int nsys_register(nsys_runtime_t *rt, const char *name, nsys_ref_t ref)
         nsys__registry_remove_ref(rt, ref);
         rc = NSYS_ENOACTOR;
     }
-    nsys__unpin(rt, a);
+    nsys__release(rt, a, internal);
     nsys__gate_leave(rt, internal);
     return rc;
 }

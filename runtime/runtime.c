@@ -61,6 +61,7 @@ int nsys_runtime_new(const nsys_runtime_opts_t *opts, nsys_runtime_t **out)
     uv_mutex_init(&rt->wait_mu);
     uv_cond_init(&rt->wait_cond);
     uv_barrier_init(&rt->force_barrier, rt->nsched + 1);
+    uv_barrier_init(&rt->drained_barrier, rt->nsched);
     rt->scheds = calloc(rt->nsched, sizeof *rt->scheds);
     if (rt->scheds == NULL) {
         rt->nsched = 0;
@@ -75,6 +76,8 @@ int nsys_runtime_new(const nsys_runtime_opts_t *opts, nsys_runtime_t **out)
             rt->nsched = started;
             uv_barrier_destroy(&rt->force_barrier);
             uv_barrier_init(&rt->force_barrier, started + 1);
+            uv_barrier_destroy(&rt->drained_barrier);
+            uv_barrier_init(&rt->drained_barrier, started > 0 ? started : 1);
             nsys_runtime_free(rt);
             return rc;
         }
@@ -316,6 +319,7 @@ void nsys_runtime_free(nsys_runtime_t *rt)
     uv_mutex_destroy(&rt->wait_mu);
     uv_cond_destroy(&rt->wait_cond);
     uv_barrier_destroy(&rt->force_barrier);
+    uv_barrier_destroy(&rt->drained_barrier);
     free(rt->top);
     free(rt->scheds);
     free(rt);

@@ -98,6 +98,66 @@ static bool spin(nsys__sched_t *s)
     }
 }
 
+/* ---- epoch-based reclamation ---------------------------------------------- */
+
+/* Between cycles a scheduler holds no pointer to another actor, so it can
+ * announce the current global epoch. The epoch advances once every running
+ * scheduler has announced it; an actor retired at epoch r is freed once the
+ * epoch reaches r + 2, when no scheduler can still be inside a cycle that
+ * found it alive. A parked scheduler announces NSYS__EPOCH_IDLE and joins
+ * again (lazily, see lookup in table.c) before it next touches an actor. */
+#define ANNOUNCE_EVERY_CYCLES 64u
+
+void nsys__epoch_announce(nsys__sched_t *s)
+{
+    uint64_t e = atomic_load_explicit(&s->rt->epoch, memory_order_seq_cst);
+    atomic_store_explicit(&s->epoch, e, memory_order_seq_cst);
+    s->in_epoch = true;
+    s->cycles_since_announce = 0;
+}
+
+static void try_advance(nsys_runtime_t *rt, uint64_t e)
+{
+    for (unsigned i = 0; i < rt->nsched; i++) {
+        uint64_t v = atomic_load_explicit(&rt->scheds[i].epoch, memory_order_seq_cst);
+        if (v != NSYS__EPOCH_IDLE && v != e)
+            return;
+    }
+    atomic_compare_exchange_strong_explicit(&rt->epoch, &e, e + 1, memory_order_seq_cst,
+                                            memory_order_relaxed);
+}
+
+/* Frees what is safe to free in this scheduler's limbo (newest first, so the
+ * scan stops being useful where entries get too young). `all`: the forced
+ * stop, when nothing can reach anything any more. */
+void nsys__reclaim(nsys__sched_t *s, bool all)
+{
+    nsys_runtime_t *rt = s->rt;
+    if (s->limbo == NULL)
+        return;
+    uint64_t e = 0;
+    if (!all) {
+        nsys__epoch_announce(s);
+        try_advance(rt, atomic_load_explicit(&rt->epoch, memory_order_seq_cst));
+        e = atomic_load_explicit(&rt->epoch, memory_order_seq_cst);
+    }
+    nsys__actor_t **pp = &s->limbo;
+    while (*pp != NULL) {
+        nsys__actor_t *a = *pp;
+        bool ready = all;
+        if (!ready && a->retired_at + 2 <= e) {
+            nsys__slot_t *sl = nsys__table_slot(&rt->table, NSYS_REF_SLOT(a->self));
+            ready = (atomic_load_explicit(&sl->word, memory_order_acquire) & NSYS__PINS_MASK) == 0;
+        }
+        if (ready) {
+            *pp = a->next;
+            nsys__finalize(rt, a, all);
+        } else {
+            pp = &a->next;
+        }
+    }
+}
+
 static void on_walk_close(uv_handle_t *h, void *arg)
 {
     (void)arg;
@@ -113,10 +173,14 @@ static void on_walk_close(uv_handle_t *h, void *arg)
  * there; then release what is still queued and close the loop. */
 static void force_stop(nsys__sched_t *s)
 {
+    nsys_runtime_t *rt = s->rt;
+    if (!s->in_epoch)
+        nsys__epoch_announce(s);
     while (s->actors != NULL)
         nsys__actor_force_exit(s->actors, NSYS_REASON_SHUTDOWN);
-    uv_barrier_wait(&s->rt->force_barrier);
-    /* Nothing can become ready any more; what is queued never ran init. */
+    uv_barrier_wait(&rt->force_barrier);
+    /* No outside caller is left and no actor code runs any more: what is
+     * still queued here either exited above or never ran init. */
     take_incoming(s);
     nsys__actor_t *a;
     while ((a = local_pop(s)) != NULL) {
@@ -124,9 +188,12 @@ static void force_stop(nsys__sched_t *s)
             a->exiting = 1;
             a->exit_reason = NSYS_REASON_SHUTDOWN;
             nsys__exit_actor(a);
+            nsys__retire(s, a);
         }
-        nsys__unpin(s->rt, a);
     }
+    /* Once every scheduler got here nothing sends any more: free it all. */
+    uv_barrier_wait(&rt->drained_barrier);
+    nsys__reclaim(s, true);
     uv_close((uv_handle_t *)&s->async, NULL);
     uv_run(&s->loop, UV_RUN_NOWAIT);
     uv_walk(&s->loop, on_walk_close, NULL);
@@ -139,10 +206,15 @@ static void sched_main(void *arg)
 {
     nsys__sched_t *s = arg;
     nsys__tls_sched = s;
+    nsys__epoch_announce(s);
     for (;;) {
         run_cycle(s);
         if (stopping(s))
             break;
+        if (s->limbo != NULL)
+            nsys__reclaim(s, false);
+        else if (++s->cycles_since_announce >= ANNOUNCE_EVERY_CYCLES)
+            nsys__epoch_announce(s);
         if (s->local_head != NULL) {
             if (++s->cycles_since_poll >= POLL_CHECK_CYCLES) {
                 s->cycles_since_poll = 0;
@@ -160,14 +232,22 @@ static void sched_main(void *arg)
         uv_run(&s->loop, UV_RUN_NOWAIT);
         if (has_work(s) || spin(s))
             continue;
+        /* Give retired actors their chance before sleeping: with the other
+         * schedulers idle or current, two advances free them. */
+        for (int i = 0; i < 3 && s->limbo != NULL; i++)
+            nsys__reclaim(s, false);
         atomic_store_explicit(&s->sleeping, 1, memory_order_seq_cst);
         if (has_work(s) || stopping(s)) {
             atomic_store_explicit(&s->sleeping, 0, memory_order_relaxed);
             continue;
         }
         nsys__counter_add(&s->parks, 1);
+        atomic_store_explicit(&s->epoch, NSYS__EPOCH_IDLE, memory_order_seq_cst);
+        s->in_epoch = false;
         uv_run(&s->loop, UV_RUN_ONCE);
         atomic_store_explicit(&s->sleeping, 0, memory_order_relaxed);
+        if (!s->in_epoch)
+            nsys__epoch_announce(s);
     }
     force_stop(s);
     nsys__pool_local_free(s->rt, &s->pool);
@@ -181,6 +261,7 @@ int nsys__sched_start(nsys_runtime_t *rt, nsys__sched_t *s, unsigned index)
     nsys__runq_init(&s->runq);
     atomic_init(&s->sleeping, 0);
     atomic_init(&s->phase, NSYS__PHASE_RUN);
+    atomic_init(&s->epoch, NSYS__EPOCH_IDLE);
     int rc = uv_loop_init(&s->loop);
     if (rc != 0)
         return rc;

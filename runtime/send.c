@@ -66,8 +66,10 @@ void nsys__sched_wake(nsys__sched_t *s)
         uv_async_send(&s->async);
 }
 
-/* Makes a ready actor runnable on its scheduler. The caller's pin becomes the
- * ready queue's. */
+/* Makes a ready actor runnable on its scheduler. Only the sender whose push
+ * found the mailbox marked empty calls this, so an actor is queued at most
+ * once; a queued actor is alive (it can only exit in a turn), so the queue
+ * needs no reference of its own. */
 void nsys__schedule(nsys__actor_t *a)
 {
     nsys__sched_t *s = a->sched;
@@ -108,17 +110,17 @@ void nsys__dead_letter(nsys_runtime_t *rt, uint32_t type, nsys_ref_t to)
  * and decides about the payload. */
 int nsys__send_node(nsys_runtime_t *rt, nsys_ref_t to, nsys__node_t *n)
 {
-    nsys__actor_t *a = nsys__pin(rt, to);
+    nsys__sched_t *s = nsys__tls_sched;
+    bool internal = s != NULL && s->rt == rt;
+    nsys__actor_t *a = nsys__acquire(rt, to, internal);
     if (a == NULL) {
         nsys__dead_letter(rt, n->msg.type, to);
         return NSYS_ENOACTOR;
     }
     if (nsys__mailbox_push(&a->mb, &n->hdr.link))
         nsys__schedule(a);
-    else
-        nsys__unpin(rt, a);
-    nsys__sched_t *s = nsys__tls_sched;
-    if (s != NULL && s->rt == rt)
+    nsys__release(rt, a, internal);
+    if (internal)
         nsys__counter_add(&s->sent, 1);
     else
         atomic_fetch_add_explicit(&rt->ext_sent, 1, memory_order_relaxed);

@@ -56,7 +56,7 @@ int nsys__table_alloc(nsys__table_t *t, uint32_t *slot, uint32_t *gen)
     if (t->free_head != 0) {
         idx = t->free_head;
         s = nsys__table_slot(t, idx);
-        t->free_head = (uint32_t)(uintptr_t)s->actor;
+        t->free_head = (uint32_t)(uintptr_t)atomic_load_explicit(&s->actor, memory_order_relaxed);
     } else {
         if (t->high >= t->capacity) {
             uv_mutex_unlock(&t->mu);
@@ -77,7 +77,7 @@ int nsys__table_alloc(nsys__table_t *t, uint32_t *slot, uint32_t *gen)
         t->high++;
         s = nsys__table_slot(t, idx);
     }
-    s->actor = NULL;
+    atomic_store_explicit(&s->actor, NULL, memory_order_relaxed);
     uv_mutex_unlock(&t->mu);
     *slot = idx;
     *gen = (uint32_t)(atomic_load_explicit(&s->word, memory_order_relaxed) >> 32);
@@ -94,11 +94,18 @@ void nsys__table_release(nsys__table_t *t, uint32_t idx)
         gen = 1;
     atomic_store_explicit(&s->word, (uint64_t)gen << 32, memory_order_release);
     uv_mutex_lock(&t->mu);
-    s->actor = (nsys__actor_t *)(uintptr_t)t->free_head;
+    atomic_store_explicit(&s->actor, (nsys__actor_t *)(uintptr_t)t->free_head, memory_order_relaxed);
     t->free_head = idx;
     uv_mutex_unlock(&t->mu);
 }
 
+static inline bool word_matches(uint64_t w, nsys_ref_t ref)
+{
+    return (w >> 32) == NSYS_REF_GEN(ref) && (w & NSYS__ALIVE) != 0;
+}
+
+/* For threads outside the runtime: a pin (one CAS) keeps the actor's memory
+ * from being reclaimed until nsys__unpin. */
 nsys__actor_t *nsys__pin(nsys_runtime_t *rt, nsys_ref_t ref)
 {
     if (ref == NSYS_REF_NONE)
@@ -106,23 +113,49 @@ nsys__actor_t *nsys__pin(nsys_runtime_t *rt, nsys_ref_t ref)
     nsys__slot_t *s = nsys__table_slot(&rt->table, NSYS_REF_SLOT(ref));
     if (s == NULL)
         return NULL;
-    uint64_t want = (uint64_t)NSYS_REF_GEN(ref) << 32;
     uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
     for (;;) {
-        if ((w & ~(NSYS__ALIVE | NSYS__PINS_MASK)) != want || (w & NSYS__ALIVE) == 0)
+        if (!word_matches(w, ref))
             return NULL;
-        if (atomic_compare_exchange_weak_explicit(&s->word, &w, w + 1, memory_order_acquire,
+        if (atomic_compare_exchange_weak_explicit(&s->word, &w, w + 1, memory_order_seq_cst,
                                                   memory_order_acquire))
-            return s->actor;
+            return atomic_load_explicit(&s->actor, memory_order_acquire);
     }
 }
 
 void nsys__unpin(nsys_runtime_t *rt, nsys__actor_t *a)
 {
     nsys__slot_t *s = nsys__table_slot(&rt->table, NSYS_REF_SLOT(a->self));
-    uint64_t w = atomic_fetch_sub_explicit(&s->word, 1, memory_order_acq_rel);
-    if ((w & NSYS__PINS_MASK) == 1 && (w & NSYS__ALIVE) == 0)
-        nsys__finalize(rt, a);
+    atomic_fetch_sub_explicit(&s->word, 1, memory_order_release);
+}
+
+/* On a scheduler thread the epoch protects: a live actor found here cannot be
+ * reclaimed before this scheduler's next quiescent point. */
+static nsys__actor_t *lookup(nsys_runtime_t *rt, nsys_ref_t ref)
+{
+    nsys__sched_t *self = nsys__tls_sched;
+    if (!self->in_epoch)
+        nsys__epoch_announce(self);
+    nsys__slot_t *s = nsys__table_slot(&rt->table, NSYS_REF_SLOT(ref));
+    if (s == NULL)
+        return NULL;
+    uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
+    if (!word_matches(w, ref))
+        return NULL;
+    return atomic_load_explicit(&s->actor, memory_order_acquire);
+}
+
+nsys__actor_t *nsys__acquire(nsys_runtime_t *rt, nsys_ref_t ref, bool internal)
+{
+    if (ref == NSYS_REF_NONE)
+        return NULL;
+    return internal ? lookup(rt, ref) : nsys__pin(rt, ref);
+}
+
+void nsys__release(nsys_runtime_t *rt, nsys__actor_t *a, bool internal)
+{
+    if (!internal)
+        nsys__unpin(rt, a);
 }
 
 bool nsys_is_alive(nsys_runtime_t *rt, nsys_ref_t ref)

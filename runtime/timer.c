@@ -122,6 +122,9 @@ static int start(nsys_ctx_t *ctx, nsys_ref_t to, uint64_t ms, bool periodic, uin
     if (e->timers != NULL)
         e->timers->prev = t;
     e->timers = t;
+    /* The loop's clock is cached per iteration and turns may have run since:
+     * refresh it, or a timer started after a slow handler fires early. */
+    uv_update_time(&ctx->sched->loop);
     uv_timer_start(&t->handle, on_fire, ms, periodic ? ms : 0);
     if (out != NULL)
         *out = t->id;

@@ -42,8 +42,9 @@ typedef uint64_t (*nsys_backoff_random_fn)(void *userdata); /* uniform 64 bits *
 typedef struct nsys_backoff {
     nsys_backoff_opts_t opts; /* with defaults applied */
     uint32_t attempt;         /* delays handed out since the last reset */
-    uint64_t current_ms;      /* un-jittered delay of the next attempt */
-    uint64_t stable_since_ms; /* when nsys_backoff_success was called, 0: not stable */
+    double current_ms;        /* un-jittered delay of the next attempt (exact, not rounded) */
+    uint64_t stable_since_ms; /* clock at nsys_backoff_success, valid while `stable` */
+    int stable;               /* established and not failed since */
     nsys_backoff_clock_fn clock;
     nsys_backoff_random_fn random;
     void *userdata;

@@ -775,11 +775,7 @@ static void on_start_child(nsys_ctx_t *ctx, sup_t *s, nsys_msg_t *msg)
         r.status = s->phase == P_SHUTTING_DOWN ? NSYS_ESHUTDOWN : NSYS_EINVAL;
         goto out;
     }
-    if (msg->size > 0) {
-        args = cJSON_ParseWithLength(msg->data, msg->size);
-        if (args == NULL)
-            goto out;
-    }
+    args = nsys_msg_take_ptr(msg); /* a cJSON tree moved to us, or NULL */
     child_t *c = new_child(s, s->spec->child_template, args);
     if (c == NULL || add_child(s, c) != 0) {
         if (c != NULL)
@@ -1104,21 +1100,31 @@ static int sup_call(nsys_runtime_t *rt, nsys_ref_t sup, uint32_t type, const voi
     return rc;
 }
 
+static void cjson_delete(void *p) { cJSON_Delete(p); }
+
+/* Starts a dynamic child: the args travel as a moved cJSON tree (parsing text
+ * on the supervisor's thread would race on cJSON's global error state). */
 int nsys_supervisor_start_child(nsys_runtime_t *rt, nsys_ref_t sup, const cJSON *args,
                                 nsys_ref_t *child)
 {
-    char *text = args != NULL ? cJSON_PrintUnformatted(args) : NULL;
-    if (args != NULL && text == NULL)
+    if (rt == NULL || sup == NSYS_REF_NONE)
+        return NSYS_EINVAL;
+    if (nsys_current() != NULL)
+        return NSYS_EBUSY;
+    cJSON *copy = NULL;
+    if (args != NULL && (copy = cJSON_Duplicate(args, 1)) == NULL)
         return NSYS_ENOMEM;
     void *reply = NULL;
     size_t size = 0;
-    int rc = sup_call(rt, sup, NSYS_MSG_SUP_START_CHILD, text, text != NULL ? strlen(text) : 0,
-                      &reply, &size);
-    cJSON_free(text);
+    uint32_t rtype = 0;
+    int rc = copy != NULL ? nsys_call_ptr(rt, sup, NSYS_MSG_SUP_START_CHILD, copy, 0, cjson_delete,
+                                          0, &rtype, &reply, &size)
+                          : nsys_call(rt, sup, NSYS_MSG_SUP_START_CHILD, NULL, 0, 0, &rtype, &reply,
+                                      &size);
     if (rc == 0) {
         nsys_sup_reply_t r;
-        if (size != sizeof r) {
-            rc = NSYS_EINVAL;
+        if (rtype != NSYS_MSG_SUP_START_CHILD || size != sizeof r) {
+            rc = NSYS_EINVAL; /* not a supervisor */
         } else {
             memcpy(&r, reply, sizeof r);
             rc = r.status;

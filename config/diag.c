@@ -8,9 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-nsys_config_diag_t *nsys__diag_new(void)
+nsys_config_diag_t *nsys__diag_new(const char *source)
 {
-    return calloc(1, sizeof(nsys_config_diag_t));
+    nsys_config_diag_t *d = calloc(1, sizeof *d);
+    if (d != NULL && source != NULL && (d->source = strdup(source)) == NULL) {
+        free(d);
+        d = NULL;
+    }
+    return d;
 }
 
 static char *vformat(const char *fmt, va_list ap)
@@ -131,7 +136,7 @@ void nsys_config_diag_print(const nsys_config_diag_t *d, const char *source, FIL
     if (out == NULL)
         out = stderr;
     if (source == NULL)
-        source = "<config>";
+        source = d->source != NULL ? d->source : "<config>";
     for (size_t i = 0; i < d->count; i++) {
         const nsys__diag_entry_t *e = &d->entries[i];
         if (e->kind == NSYS__DIAG_IO)
@@ -154,5 +159,6 @@ void nsys_config_diag_free(nsys_config_diag_t *d)
         free(d->entries[i].message);
     }
     free(d->entries);
+    free(d->source);
     free(d);
 }

@@ -7,6 +7,7 @@
 
 #include <netsys/config.h>
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -37,9 +38,11 @@ struct nsys_config_diag {
     size_t count, cap;
     size_t dropped; /* errors past NSYS__CONFIG_MAX_ERRORS */
     bool oom;       /* an entry could not be stored */
+    char *source;   /* owned; what nsys_config_diag_print names by default */
 };
 
-nsys_config_diag_t *nsys__diag_new(void);
+/* A new, empty list; `source` (may be NULL) is copied. */
+nsys_config_diag_t *nsys__diag_new(const char *source);
 /* Adds an entry of any kind; line/column 0 when unknown. */
 void nsys__diag_add(nsys_config_diag_t *d, nsys__diag_kind_t kind, const char *path, int line,
                     int column, const char *fmt, ...)
@@ -64,6 +67,7 @@ void nsys__text_init(nsys__text_t *t);
 void nsys__text_free(nsys__text_t *t);
 void nsys__text_append(nsys__text_t *t, const char *s, size_t n);
 void nsys__text_puts(nsys__text_t *t, const char *s);
+void nsys__text_vprintf(nsys__text_t *t, const char *fmt, va_list ap);
 void nsys__text_printf(nsys__text_t *t, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))

@@ -55,10 +55,8 @@ void nsys__text_puts(nsys__text_t *t, const char *s)
     nsys__text_append(t, s, strlen(s));
 }
 
-void nsys__text_printf(nsys__text_t *t, const char *fmt, ...)
+void nsys__text_vprintf(nsys__text_t *t, const char *fmt, va_list ap)
 {
-    va_list ap;
-    va_start(ap, fmt);
     va_list ap2;
     va_copy(ap2, ap);
     int n = vsnprintf(NULL, 0, fmt, ap2);
@@ -67,6 +65,13 @@ void nsys__text_printf(nsys__text_t *t, const char *fmt, ...)
         vsnprintf(t->buf + t->len, (size_t)n + 1, fmt, ap);
         t->len += (size_t)n;
     }
+}
+
+void nsys__text_printf(nsys__text_t *t, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    nsys__text_vprintf(t, fmt, ap);
     va_end(ap);
 }
 

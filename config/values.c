@@ -48,8 +48,7 @@ static int parse_with_units(const char *text, const unit_t *units, size_t nunits
 
 int nsys_config_parse_duration(const char *text, uint64_t *ms)
 {
-    static const unit_t units[] = {
-        {"us", 0}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
+    static const unit_t units[] = {{"us", 0}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
     return parse_with_units(text, units, sizeof units / sizeof units[0], ms);
 }
 

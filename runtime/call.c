@@ -21,6 +21,7 @@ typedef struct rendezvous {
     nsys_ref_t to;
     void *request;
     size_t request_size;
+    void (*request_free)(void *); /* set: request is a moved pointer, not bytes */
     uint32_t reply_type;
     void *reply;
     size_t reply_size;
@@ -33,7 +34,10 @@ static void rv_release(void *p)
         return;
     uv_mutex_destroy(&rv->mu);
     uv_cond_destroy(&rv->cond);
-    free(rv->request);
+    if (rv->request_free != NULL)
+        rv->request_free(rv->request);
+    else
+        free(rv->request);
     free(rv->reply);
     free(rv);
 }
@@ -71,8 +75,13 @@ static int caller_init(nsys_ctx_t *ctx, void *state, void *args)
     st->rv = rv;
     nsys_runtime_t *rt = nsys_ctx_runtime(ctx);
     int rc = nsys_monitor(ctx, rv->to, NULL);
-    if (rc == 0)
+    if (rc == 0 && rv->request_free != NULL) {
+        rc = nsys_send_ptr(rt, rv->to, rv->type, rv->request, rv->request_size, rv->request_free);
+        if (rc == 0)
+            rv->request = NULL; /* moved */
+    } else if (rc == 0) {
         rc = nsys_send(rt, rv->to, rv->type, rv->request, rv->request_size);
+    }
     if (rc != 0) {
         rv_finish(rv, rc, 0, NULL, 0);
         nsys_exit(ctx, NSYS_REASON_NORMAL);
@@ -120,13 +129,10 @@ static const nsys_behaviour_t caller_behaviour = {
     .terminate = caller_terminate,
 };
 
-int nsys_call(nsys_runtime_t *rt, nsys_ref_t to, uint32_t type, const void *data, size_t size,
-              uint64_t timeout_ms, uint32_t *reply_type, void **reply, size_t *reply_size)
+static int call(nsys_runtime_t *rt, nsys_ref_t to, uint32_t type, const void *data, size_t size,
+                void *ptr, void (*ptr_free)(void *), uint64_t timeout_ms, uint32_t *reply_type,
+                void **reply, size_t *reply_size)
 {
-    if (rt == NULL || to == NSYS_REF_NONE || (data == NULL && size > 0) || type < NSYS_MSG_SYSTEM_MAX)
-        return NSYS_EINVAL;
-    if (nsys__tls_sched != NULL)
-        return NSYS_EBUSY;
     rendezvous_t *rv = calloc(1, sizeof *rv);
     if (rv == NULL)
         return NSYS_ENOMEM;
@@ -135,7 +141,11 @@ int nsys_call(nsys_runtime_t *rt, nsys_ref_t to, uint32_t type, const void *data
     atomic_init(&rv->refs, 2); /* the waiting thread's and the calling actor's */
     rv->type = type;
     rv->to = to;
-    if (size > 0) {
+    if (ptr_free != NULL) {
+        rv->request = ptr;
+        rv->request_size = size;
+        rv->request_free = ptr_free;
+    } else if (size > 0) {
         rv->request = malloc(size);
         if (rv->request == NULL) {
             rv_release(rv);
@@ -183,4 +193,31 @@ int nsys_call(nsys_runtime_t *rt, nsys_ref_t to, uint32_t type, const void *data
         nsys_kill(rt, caller); /* it may be gone already */
     rv_release(rv);
     return rc;
+}
+
+int nsys_call(nsys_runtime_t *rt, nsys_ref_t to, uint32_t type, const void *data, size_t size,
+              uint64_t timeout_ms, uint32_t *reply_type, void **reply, size_t *reply_size)
+{
+    if (rt == NULL || to == NSYS_REF_NONE || (data == NULL && size > 0) || type < NSYS_MSG_SYSTEM_MAX)
+        return NSYS_EINVAL;
+    if (nsys__tls_sched != NULL)
+        return NSYS_EBUSY;
+    return call(rt, to, type, data, size, NULL, NULL, timeout_ms, reply_type, reply, reply_size);
+}
+
+int nsys_call_ptr(nsys_runtime_t *rt, nsys_ref_t to, uint32_t type, void *ptr, size_t size,
+                  void (*free_fn)(void *), uint64_t timeout_ms, uint32_t *reply_type, void **reply,
+                  size_t *reply_size)
+{
+    int rc = 0;
+    if (rt == NULL || to == NSYS_REF_NONE || free_fn == NULL || type < NSYS_MSG_SYSTEM_MAX)
+        rc = NSYS_EINVAL;
+    else if (nsys__tls_sched != NULL)
+        rc = NSYS_EBUSY;
+    if (rc != 0) {
+        if (free_fn != NULL)
+            free_fn(ptr);
+        return rc;
+    }
+    return call(rt, to, type, NULL, size, ptr, free_fn, timeout_ms, reply_type, reply, reply_size);
 }

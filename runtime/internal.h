@@ -239,6 +239,8 @@ void nsys__retire(nsys__sched_t *s, nsys__actor_t *a);
 void nsys__reclaim(nsys__sched_t *s, bool all);
 
 nsys__node_t *nsys__node_alloc(nsys_runtime_t *rt);
+/* The same with the pool already known (NULL: outside the runtime). */
+nsys__node_t *nsys__node_alloc_in(nsys_runtime_t *rt, nsys__pool_t *p);
 void nsys__node_free(nsys_runtime_t *rt, nsys__node_t *n);
 void nsys__node_release_payload(nsys__node_t *n);
 void nsys__pool_global_free(nsys__pool_global_t *g);
@@ -246,6 +248,9 @@ void nsys__pool_local_free(nsys_runtime_t *rt, nsys__pool_t *p);
 int nsys__node_fill_copy(nsys__node_t *n, const void *data, size_t size);
 
 int nsys__send_node(nsys_runtime_t *rt, nsys_ref_t to, nsys__node_t *n);
+/* The same for a caller that knows whether it runs on one of rt's schedulers
+ * (s) or outside it (NULL). */
+int nsys__send_node_from(nsys_runtime_t *rt, nsys__sched_t *s, nsys_ref_t to, nsys__node_t *n);
 int nsys__send_sys(nsys_runtime_t *rt, nsys_ref_t from, nsys_ref_t to, uint32_t type,
                    const nsys__sysmsg_t *sm);
 void nsys__schedule(nsys__actor_t *a);

@@ -17,9 +17,10 @@ static nsys__pool_t *local_pool(nsys_runtime_t *rt)
     return (s != NULL && s->rt == rt) ? &s->pool : NULL;
 }
 
-nsys__node_t *nsys__node_alloc(nsys_runtime_t *rt)
+nsys__node_t *nsys__node_alloc(nsys_runtime_t *rt) { return nsys__node_alloc_in(rt, local_pool(rt)); }
+
+nsys__node_t *nsys__node_alloc_in(nsys_runtime_t *rt, nsys__pool_t *p)
 {
-    nsys__pool_t *p = local_pool(rt);
     nsys__node_t *n = NULL;
     if (p != NULL) {
         if (p->free == NULL) {

@@ -111,7 +111,12 @@ void nsys__dead_letter(nsys_runtime_t *rt, uint32_t type, nsys_ref_t to)
 int nsys__send_node(nsys_runtime_t *rt, nsys_ref_t to, nsys__node_t *n)
 {
     nsys__sched_t *s = nsys__tls_sched;
-    bool internal = s != NULL && s->rt == rt;
+    return nsys__send_node_from(rt, (s != NULL && s->rt == rt) ? s : NULL, to, n);
+}
+
+int nsys__send_node_from(nsys_runtime_t *rt, nsys__sched_t *s, nsys_ref_t to, nsys__node_t *n)
+{
+    bool internal = s != NULL;
     nsys__actor_t *a = nsys__acquire(rt, to, internal);
     if (a == NULL) {
         nsys__dead_letter(rt, n->msg.type, to);
@@ -143,21 +148,40 @@ int nsys__send_sys(nsys_runtime_t *rt, nsys_ref_t from, nsys_ref_t to, uint32_t 
     return rc;
 }
 
-/* Common checks and node set-up for the public sends. */
-static int begin_send(nsys_runtime_t *rt, nsys_ref_t to, uint32_t type, bool *internal)
+/* The public sends: the caller's scheduler is looked up once, and threads
+ * outside the runtime pass the stop gate. */
+typedef struct sender {
+    nsys__sched_t *s; /* NULL outside the runtime */
+    nsys_ref_t from;
+} sender_t;
+
+static int begin_send(nsys_runtime_t *rt, uint32_t type, sender_t *who)
 {
-    (void)to;
-    if (rt == NULL)
+    if (rt == NULL || type < NSYS_MSG_SYSTEM_MAX)
         return NSYS_EINVAL;
-    if (type < NSYS_MSG_SYSTEM_MAX)
-        return NSYS_EINVAL;
-    return nsys__gate_enter(rt, internal);
+    nsys__sched_t *s = nsys__tls_sched;
+    if (s != NULL && s->rt == rt) {
+        nsys__actor_t *cur = nsys__tls_actor;
+        who->s = s;
+        who->from = cur != NULL ? cur->self : NSYS_REF_NONE;
+        return 0;
+    }
+    who->s = NULL;
+    who->from = NSYS_REF_NONE;
+    bool internal;
+    return nsys__gate_enter(rt, &internal);
 }
 
-static int finish_send(nsys_runtime_t *rt, nsys_ref_t to, nsys__node_t *n, bool internal)
+static void end_send(nsys_runtime_t *rt, const sender_t *who)
 {
-    int rc = nsys__send_node(rt, to, n);
-    nsys__gate_leave(rt, internal);
+    nsys__gate_leave(rt, who->s != NULL);
+}
+
+static int finish_send(nsys_runtime_t *rt, nsys_ref_t to, nsys__node_t *n, const sender_t *who)
+{
+    n->msg.from = who->from;
+    int rc = nsys__send_node_from(rt, who->s, to, n);
+    end_send(rt, who);
     return rc;
 }
 
@@ -165,19 +189,18 @@ int nsys_send(nsys_runtime_t *rt, nsys_ref_t to, uint32_t type, const void *data
 {
     if (data == NULL && size > 0)
         return NSYS_EINVAL;
-    bool internal;
-    int rc = begin_send(rt, to, type, &internal);
+    sender_t who;
+    int rc = begin_send(rt, type, &who);
     if (rc != 0)
         return rc;
-    nsys__node_t *n = nsys__node_alloc(rt);
+    nsys__node_t *n = nsys__node_alloc_in(rt, who.s != NULL ? &who.s->pool : NULL);
     if (n == NULL || nsys__node_fill_copy(n, data, size) != 0) {
         nsys__node_free(rt, n);
-        nsys__gate_leave(rt, internal);
+        end_send(rt, &who);
         return NSYS_ENOMEM;
     }
     n->msg.type = type;
-    n->msg.from = nsys__current_ref(rt);
-    rc = finish_send(rt, to, n, internal);
+    rc = finish_send(rt, to, n, &who);
     if (rc != 0) {
         nsys__node_release_payload(n); /* our own copy */
         nsys__node_free(rt, n);
@@ -189,22 +212,21 @@ int nsys_send_buf(nsys_runtime_t *rt, nsys_ref_t to, uint32_t type, nsys_buf_t *
 {
     if (buf == NULL)
         return NSYS_EINVAL;
-    bool internal;
-    int rc = begin_send(rt, to, type, &internal);
+    sender_t who;
+    int rc = begin_send(rt, type, &who);
     if (rc != 0)
         return rc;
-    nsys__node_t *n = nsys__node_alloc(rt);
+    nsys__node_t *n = nsys__node_alloc_in(rt, who.s != NULL ? &who.s->pool : NULL);
     if (n == NULL) {
-        nsys__gate_leave(rt, internal);
+        end_send(rt, &who);
         return NSYS_ENOMEM;
     }
     n->hdr.kind = NSYS__NODE_BUF;
     n->own.buf = buf;
     n->msg.type = type;
-    n->msg.from = nsys__current_ref(rt);
     n->msg.data = nsys_buf_data(buf);
     n->msg.size = nsys_buf_len(buf);
-    rc = finish_send(rt, to, n, internal);
+    rc = finish_send(rt, to, n, &who);
     if (rc != 0)
         nsys__node_free(rt, n); /* the caller keeps buf */
     return rc;
@@ -213,22 +235,21 @@ int nsys_send_buf(nsys_runtime_t *rt, nsys_ref_t to, uint32_t type, nsys_buf_t *
 int nsys_send_ptr(nsys_runtime_t *rt, nsys_ref_t to, uint32_t type, void *ptr, size_t size,
                   void (*free_fn)(void *))
 {
-    bool internal;
-    int rc = begin_send(rt, to, type, &internal);
+    sender_t who;
+    int rc = begin_send(rt, type, &who);
     if (rc != 0)
         return rc;
-    nsys__node_t *n = nsys__node_alloc(rt);
+    nsys__node_t *n = nsys__node_alloc_in(rt, who.s != NULL ? &who.s->pool : NULL);
     if (n == NULL) {
-        nsys__gate_leave(rt, internal);
+        end_send(rt, &who);
         return NSYS_ENOMEM;
     }
     n->hdr.kind = NSYS__NODE_PTR;
     n->own.free_fn = free_fn;
     n->msg.type = type;
-    n->msg.from = nsys__current_ref(rt);
     n->msg.data = ptr;
     n->msg.size = size;
-    rc = finish_send(rt, to, n, internal);
+    rc = finish_send(rt, to, n, &who);
     if (rc != 0)
         nsys__node_free(rt, n); /* the caller keeps ptr */
     return rc;

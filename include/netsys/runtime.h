@@ -254,6 +254,13 @@ void *nsys_msg_take_ptr(nsys_msg_t *msg);
 int nsys_call(nsys_runtime_t *rt, nsys_ref_t to, uint32_t type, const void *data, size_t size,
               uint64_t timeout_ms, uint32_t *reply_type, void **reply, size_t *reply_size);
 
+/* The same with a moved pointer as the request (as nsys_send_ptr). `ptr` is
+ * always consumed: delivered, or released with free_fn (required) on any
+ * failure. */
+int nsys_call_ptr(nsys_runtime_t *rt, nsys_ref_t to, uint32_t type, void *ptr, size_t size,
+                  void (*free_fn)(void *), uint64_t timeout_ms, uint32_t *reply_type, void **reply,
+                  size_t *reply_size);
+
 /* ------------------------------------------------------------------------ */
 /* Monitors, links, exits                                                    */
 

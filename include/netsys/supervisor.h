@@ -161,7 +161,7 @@ int nsys_supervisor_count_children(nsys_runtime_t *rt, nsys_ref_t sup, nsys_chil
  * array of nsys_child_info_t / one nsys_child_counts_t as payload. */
 #define NSYS_MSG_SUP_WHICH_CHILDREN 301u
 #define NSYS_MSG_SUP_COUNT_CHILDREN 302u
-#define NSYS_MSG_SUP_START_CHILD 303u     /* payload: JSON text of args or empty; reply nsys_sup_reply_t */
+#define NSYS_MSG_SUP_START_CHILD 303u     /* payload: a cJSON tree of args moved with nsys_send_ptr (free_fn cJSON_Delete), or none; reply nsys_sup_reply_t */
 #define NSYS_MSG_SUP_TERMINATE_CHILD 304u /* payload: nsys_ref_t; reply nsys_sup_reply_t */
 
 typedef struct nsys_sup_reply {

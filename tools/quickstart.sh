@@ -20,6 +20,7 @@ PACKAGES=(
     cmake ninja-build pkg-config
     libuv1-dev libssl-dev libcjson-dev libcriterion-dev
     git ca-certificates openssl
+    python3 python3-jsonschema
 )
 
 usage() {

@@ -9,6 +9,9 @@
  * The t_probe_t belongs to the test and must outlive the runtime: free the
  * runtime first, then t_probe_destroy().
  *
+ * A trapping probe exits when it receives EXIT with NSYS_REASON_SHUTDOWN
+ * (unless ignore_shutdown is set or a hook is installed).
+ *
  * Message types the probe understands (all others are just recorded):
  *   T_MSG_CALL    run a function inside the probe (see t_probe_call)
  *   T_MSG_RETURN  payload int: handle returns that value (to fail the actor)
@@ -35,6 +38,8 @@
 typedef struct t_probe {
     t_recs_t inbox;
     bool trap;                 /* set before spawn: trap exits from init */
+    bool ignore_shutdown;      /* trapping: stay on EXIT(SHUTDOWN) instead of leaving */
+    bool defer_ack;            /* set before spawn: nsys_defer_ack in init */
     int (*hook)(nsys_ctx_t *ctx, struct t_probe *p, nsys_msg_t *msg); /* optional, after recording */
     void *user;                /* free use by the test */
     _Atomic uint64_t ref;      /* nsys_self, set in init */
@@ -126,6 +131,8 @@ static inline int t_probe_b_init(nsys_ctx_t *ctx, void *state, void *args)
     atomic_store(&p->sched, nsys_ctx_scheduler(ctx));
     if (p->trap)
         nsys_trap_exit(ctx, true);
+    if (p->defer_ack)
+        nsys_defer_ack(ctx);
     atomic_store(&p->inited, 1);
     return 0;
 }
@@ -157,6 +164,11 @@ static inline int t_probe_b_handle(nsys_ctx_t *ctx, void *state, nsys_msg_t *msg
     }
     if (p->hook != NULL)
         return p->hook(ctx, p, msg);
+    /* A trapping probe leaves on the runtime's shutdown signal (as a
+     * supervisor would), so nsys_runtime_stop need not wait for the grace. */
+    if (msg->type == NSYS_MSG_EXIT && !p->ignore_shutdown && msg->size == sizeof(nsys_exit_t) &&
+        t_rec_exit(&rec).reason == NSYS_REASON_SHUTDOWN)
+        nsys_exit(ctx, NSYS_REASON_SHUTDOWN);
     return 0;
 }
 

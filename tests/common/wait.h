@@ -124,11 +124,15 @@ static inline bool t_poll_continue(t_poll_t *p)
         }                                                                                          \
     } while (0)
 
-/* Waits for `pred` with the default bound, then asserts it. */
-#define T_ASSERT_EVENTUALLY(pred, ...)                                                             \
+#define T_FIRST_(a, ...) a
+#define T_FIRST(...) T_FIRST_(__VA_ARGS__, 0)
+
+/* T_ASSERT_EVENTUALLY(pred [, fmt, args...]): waits for `pred` with the
+ * default bound, then asserts it (with the optional message). */
+#define T_ASSERT_EVENTUALLY(...)                                                                   \
     do {                                                                                           \
-        T_WAIT(pred, T_WAIT_MS);                                                                   \
-        cr_assert(pred, __VA_ARGS__);                                                              \
+        T_WAIT(T_FIRST(__VA_ARGS__), T_WAIT_MS);                                                   \
+        cr_assert(__VA_ARGS__);                                                                    \
     } while (0)
 
 /* ---- condition variables on the monotonic clock ------------------------- */
@@ -288,6 +292,8 @@ static inline bool t_recs_get(t_recs_t *r, size_t i, t_rec_t *out)
     bool ok = i < r->n;
     if (ok)
         *out = r->v[i];
+    else
+        memset(out, 0, sizeof(*out));
     pthread_mutex_unlock(&r->mu);
     return ok;
 }
@@ -351,6 +357,63 @@ static inline long t_recs_find_type(t_recs_t *r, uint32_t type, size_t k)
     pthread_mutex_unlock(&r->mu);
     return found;
 }
+
+/* ---- leak checks ---------------------------------------------------------- */
+
+/* Criterion reports a test as passed before LeakSanitizer (or valgrind) runs
+ * at process exit, so a leak at exit fails nothing. Tests therefore check
+ * for leaks themselves once the runtime is freed: anything the runtime lost
+ * is unreachable by then, while what the test still owns is reachable from
+ * its stack. Under ASan this asks LeakSanitizer; under valgrind, memcheck
+ * (definitely lost bytes, and any memcheck error so far). Otherwise nothing. */
+#if T_ASAN
+int __lsan_do_recoverable_leak_check(void);
+#endif
+
+#if defined(__has_include)
+#if __has_include(<valgrind/memcheck.h>)
+#include <valgrind/memcheck.h>
+#define T_HAVE_MEMCHECK 1
+#endif
+#endif
+
+/* Returns a description of the leaks found, or NULL if there are none. */
+static inline const char *t_leaks(void)
+{
+#if T_ASAN
+    if (__lsan_do_recoverable_leak_check() != 0)
+        return "LeakSanitizer found leaks (details on stderr)";
+#endif
+#ifdef T_HAVE_MEMCHECK
+    if (RUNNING_ON_VALGRIND) {
+        unsigned long leaked = 0, dubious = 0, reachable = 0, suppressed = 0;
+        VALGRIND_DO_QUICK_LEAK_CHECK;
+        VALGRIND_COUNT_LEAKS(leaked, dubious, reachable, suppressed);
+        (void)reachable;
+        (void)suppressed;
+        if (leaked != 0)
+            return "memcheck: definitely lost bytes (details on stderr)";
+        if (VALGRIND_COUNT_ERRORS != 0)
+            return "memcheck reported errors (details on stderr)";
+        (void)dubious;
+    }
+#endif
+    return NULL;
+}
+
+/* Fails the test if anything is leaked at this point. */
+#define T_ASSERT_NO_LEAKS()                                                                        \
+    do {                                                                                           \
+        const char *t_leaks_ = t_leaks();                                                          \
+        cr_assert_null(t_leaks_, "%s", t_leaks_ ? t_leaks_ : "");                                  \
+    } while (0)
+
+/* Frees the runtime and fails the test if anything leaked. */
+#define T_RUNTIME_FREE(rt)                                                                         \
+    do {                                                                                           \
+        nsys_runtime_free(rt);                                                                     \
+        T_ASSERT_NO_LEAKS();                                                                       \
+    } while (0)
 
 /* ---- process facts -------------------------------------------------------- */
 

@@ -168,9 +168,12 @@ static nsys_sup_spec_t *spec_clone(const nsys_sup_spec_t *s)
     if (d == NULL)
         return NULL;
     *d = *s;
+    d->name = NULL;
     d->children = NULL;
     d->child_template = NULL;
     d->nchildren = 0;
+    if (s->name != NULL && (d->name = strdup(s->name)) == NULL)
+        goto fail;
     if (s->nchildren > 0) {
         nsys_child_spec_t *kids = calloc(s->nchildren, sizeof *kids);
         if (kids == NULL)
@@ -207,6 +210,7 @@ static void spec_free(nsys_sup_spec_t *s)
         child_spec_release((nsys_child_spec_t *)s->child_template);
         free((void *)s->child_template);
     }
+    free((char *)s->name);
     free(s);
 }
 
@@ -379,7 +383,8 @@ static void emit(nsys_ctx_t *ctx, sup_t *s, nsys_sup_event_kind_t kind, child_t 
                            .supervisor = nsys_self(ctx),
                            .child = c != NULL ? c->ref : NSYS_REF_NONE,
                            .delay_ms = delay_ms,
-                           .restarts = c != NULL ? c->restarts : 0};
+                           .restarts = c != NULL ? c->restarts : 0,
+                           .time_ns = uv_hrtime()};
     if (c != NULL)
         snprintf(ev.id, sizeof ev.id, "%s", c->id);
     switch (kind) {
@@ -400,9 +405,10 @@ static void emit(nsys_ctx_t *ctx, sup_t *s, nsys_sup_event_kind_t kind, child_t 
         break;
     case NSYS_SUP_GAVE_UP:
         NSYS_LOG(NSYS_LOG_ERROR,
-                 "supervisor %s: more than %u restarts in %llu ms; stopping all children and "
-                 "giving up",
-                 s->path, s->intensity, (unsigned long long)s->period_ms);
+                 "supervisor %s: restart intensity exceeded (at most %u restart%s in %llu ms); "
+                 "stopping all children and giving up",
+                 s->path, s->intensity, s->intensity == 1 ? "" : "s",
+                 (unsigned long long)s->period_ms);
         break;
     case NSYS_SUP_START_FAILED:
         NSYS_LOG(NSYS_LOG_ERROR, "supervisor %s: %s", s->path, s->err);
@@ -1033,7 +1039,7 @@ int nsys_supervisor_start(nsys_runtime_t *rt, const nsys_sup_spec_t *spec, nsys_
         return NSYS_EBUSY;
     }
     int rc;
-    sup_args_t *a = make_args(spec, "root", err, errlen, &rc);
+    sup_args_t *a = make_args(spec, spec->name != NULL ? spec->name : "root", err, errlen, &rc);
     if (a == NULL)
         return rc;
     start_rv_t *rv = calloc(1, sizeof *rv);
@@ -1073,7 +1079,7 @@ int nsys_supervisor_spawn(nsys_ctx_t *ctx, const nsys_sup_spec_t *spec, nsys_ref
     if (ctx == NULL || spec == NULL)
         return NSYS_EINVAL;
     int rc;
-    sup_args_t *a = make_args(spec, "sup", NULL, 0, &rc);
+    sup_args_t *a = make_args(spec, spec->name != NULL ? spec->name : "sup", NULL, 0, &rc);
     if (a == NULL)
         return rc;
     nsys_spawn_opts_t o = NSYS_SPAWN_OPTS_DEFAULTS;

@@ -822,6 +822,8 @@ static void build_root(vctx_t *v, const cJSON *root, nsys_config_t *cfg)
     } else if (r == V_OK) {
         size_t mark = push_key(v, "supervisor");
         cfg->root = build_sup(v, sup);
+        if (cfg->root != NULL)
+            ((nsys_sup_spec_t *)cfg->root)->name = cfg->name; /* logs and errors say it */
         pop(v, mark);
     }
 }

@@ -22,6 +22,8 @@ static const code_text_t netsys_codes[] = {
     {NSYS_ENOTACTOR, "NSYS_ENOTACTOR", "operation needs a calling actor"},
     {NSYS_ECONFIG, "NSYS_ECONFIG", "invalid configuration"},
     {NSYS_EFAILED, "NSYS_EFAILED", "actor failed"},
+    {NSYS_ETOOMANY, "NSYS_ETOOMANY", "too many actors (the actor table is full; raise max_actors)"},
+    {NSYS_EGAVEUP, "NSYS_EGAVEUP", "supervisor gave up (restart intensity exceeded)"},
 };
 
 static const code_text_t *find_netsys(int code)

@@ -178,6 +178,7 @@ typedef struct nsys__sched {
     nsys__actor_t *limbo;   /* retired actors waiting to be freed */
     unsigned cycles_since_poll;
     uint64_t last_poll_ns;
+    bool parked; /* inside the blocking uv_run: a local wake-up must stop it */
     nsys__counter_t sent, handled, ready_depth, parks, wakeups, nactors;
 } nsys__sched_t;
 

@@ -244,7 +244,9 @@ static void sched_main(void *arg)
         nsys__counter_add(&s->parks, 1);
         atomic_store_explicit(&s->epoch, NSYS__EPOCH_IDLE, memory_order_seq_cst);
         s->in_epoch = false;
+        s->parked = true;
         uv_run(&s->loop, UV_RUN_ONCE);
+        s->parked = false;
         atomic_store_explicit(&s->sleeping, 0, memory_order_relaxed);
         if (!s->in_epoch)
             nsys__epoch_announce(s);

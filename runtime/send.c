@@ -75,6 +75,11 @@ void nsys__schedule(nsys__actor_t *a)
     nsys__sched_t *s = a->sched;
     if (nsys__tls_sched == s) {
         local_push(s, a);
+        /* Made ready by a callback of the parked loop itself (a timer that
+         * came due as uv_run started): without this the poll that follows
+         * would block with a ready actor and nobody to wake it. */
+        if (s->parked)
+            uv_stop(&s->loop);
         return;
     }
     nsys__runq_push(&s->runq, &a->rq);

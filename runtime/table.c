@@ -60,7 +60,7 @@ int nsys__table_alloc(nsys__table_t *t, uint32_t *slot, uint32_t *gen)
     } else {
         if (t->high >= t->capacity) {
             uv_mutex_unlock(&t->mu);
-            return NSYS_ENOSPC;
+            return NSYS_ETOOMANY;
         }
         idx = t->high;
         uint32_t c = idx >> NSYS__CHUNK_BITS;

@@ -40,6 +40,8 @@ extern "C" {
 #define NSYS_ENOTACTOR (-30007) /* the call needs an actor context and has none */
 #define NSYS_ECONFIG (-30008)   /* invalid configuration (details in the message) */
 #define NSYS_EFAILED (-30009)   /* an actor reported a failure without a code */
+#define NSYS_ETOOMANY (-30010)  /* the actor table is full (runtime option max_actors) */
+#define NSYS_EGAVEUP (-30100)   /* exit reason: a supervisor exceeded its restart intensity */
 
 /* Exit reasons. Any other negative code is an abnormal exit with that error. */
 #define NSYS_REASON_NORMAL 0

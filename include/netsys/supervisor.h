@@ -31,8 +31,8 @@
 extern "C" {
 #endif
 
-/* The supervisor gave up: restart intensity exceeded (an abnormal reason). */
-#define NSYS_EGAVEUP (-30100)
+/* NSYS_EGAVEUP (error.h): the supervisor gave up, restart intensity
+ * exceeded (an abnormal reason). */
 
 typedef enum nsys_strategy {
     NSYS_ONE_FOR_ONE = 0,
@@ -70,6 +70,7 @@ typedef struct nsys_child_spec {
 #define NSYS_SUP_NO_RESTARTS UINT32_MAX
 
 typedef struct nsys_sup_spec {
+    const char *name;       /* in logs and errors; NULL: "root" (nested: the child id) */
     nsys_strategy_t strategy;
     uint32_t intensity;     /* restarts allowed per period; 0: 3 */
     uint64_t period_ms;     /* 0: 5000 */
@@ -109,6 +110,7 @@ typedef struct nsys_sup_event {
     nsys_ref_t child;
     uint64_t delay_ms;
     uint32_t restarts; /* restarts of this child so far */
+    uint64_t time_ns;  /* when it happened: uv_hrtime() on the supervisor's thread */
     char id[64];
 } nsys_sup_event_t;
 

@@ -12,6 +12,8 @@
 
 #include <netsys/netsys.h>
 
+#include "common/wait.h"
+
 /* Huge allocations must fail with NSYS_ENOMEM, not abort the sanitizer. */
 const char *__asan_default_options(void);
 const char *__asan_default_options(void)
@@ -35,6 +37,7 @@ Test(buf, new_gives_an_empty_buffer_with_the_requested_room)
     cr_assert_not_null(nsys_buf_data(b));
     memset(nsys_buf_data(b), 0x5a, 100); /* the room is writable (ASan checks) */
     nsys_buf_unref(b);
+    T_ASSERT_NO_LEAKS();
 }
 
 Test(buf, new_accepts_zero_capacity)
@@ -47,11 +50,13 @@ Test(buf, new_accepts_zero_capacity)
     cr_assert_eq(nsys_buf_set_len(b, 0), 0);
     cr_assert_neq(nsys_buf_set_len(b, 1), 0);
     nsys_buf_unref(b);
+    T_ASSERT_NO_LEAKS();
 }
 
 Test(buf, new_rejects_a_null_out_pointer)
 {
     cr_assert_eq(nsys_buf_new(16, NULL), NSYS_EINVAL);
+    T_ASSERT_NO_LEAKS();
 }
 
 Test(buf, new_reports_impossible_sizes_as_enomem_without_aborting)
@@ -59,7 +64,10 @@ Test(buf, new_reports_impossible_sizes_as_enomem_without_aborting)
     nsys_buf_t *b = (nsys_buf_t *)(uintptr_t)1;
     cr_assert_eq(nsys_buf_new(SIZE_MAX, &b), NSYS_ENOMEM);
     cr_assert_eq(nsys_buf_new(SIZE_MAX - 8, &b), NSYS_ENOMEM);
-    cr_assert_eq(nsys_buf_new(SIZE_MAX / 2, &b), NSYS_ENOMEM);
+    /* valgrind counts a real malloc of 8 EiB as an error: not under it */
+    if (!t_on_valgrind())
+        cr_assert_eq(nsys_buf_new(SIZE_MAX / 2, &b), NSYS_ENOMEM);
+    T_ASSERT_NO_LEAKS();
 }
 
 Test(buf, from_copies_the_bytes)
@@ -74,6 +82,7 @@ Test(buf, from_copies_the_bytes)
     cr_assert_eq(memcmp(nsys_buf_data(b), "hello, world", sizeof(src)), 0);
     cr_assert_eq(nsys_buf_refcount(b), 1);
     nsys_buf_unref(b);
+    T_ASSERT_NO_LEAKS();
 }
 
 Test(buf, from_accepts_zero_bytes)
@@ -83,6 +92,7 @@ Test(buf, from_accepts_zero_bytes)
     cr_assert_not_null(b);
     cr_assert_eq(nsys_buf_len(b), 0);
     nsys_buf_unref(b);
+    T_ASSERT_NO_LEAKS();
 }
 
 Test(buf, from_rejects_null_data_with_a_size_and_a_null_out)
@@ -91,6 +101,7 @@ Test(buf, from_rejects_null_data_with_a_size_and_a_null_out)
     cr_assert_eq(nsys_buf_from(NULL, 5, &b), NSYS_EINVAL);
     cr_assert_null(b);
     cr_assert_eq(nsys_buf_from("abc", 3, NULL), NSYS_EINVAL);
+    T_ASSERT_NO_LEAKS();
 }
 
 Test(buf, from_copies_a_large_payload)
@@ -106,6 +117,7 @@ Test(buf, from_copies_a_large_payload)
     cr_assert_eq(memcmp(nsys_buf_data(b), src, n), 0);
     free(src);
     nsys_buf_unref(b);
+    T_ASSERT_NO_LEAKS();
 }
 
 Test(buf, slice_views_the_parent_bytes_without_copying)
@@ -122,6 +134,7 @@ Test(buf, slice_views_the_parent_bytes_without_copying)
     nsys_buf_unref(s);
     cr_assert_eq(nsys_buf_refcount(b), 1, "dropping the slice gave back its hold");
     nsys_buf_unref(b);
+    T_ASSERT_NO_LEAKS();
 }
 
 Test(buf, slice_keeps_the_storage_alive_after_the_parent_is_dropped)
@@ -137,6 +150,7 @@ Test(buf, slice_keeps_the_storage_alive_after_the_parent_is_dropped)
     cr_assert_eq((void *)nsys_buf_data(s), (void *)expect);
     cr_assert_eq(memcmp(nsys_buf_data(s), "payload", 7), 0);
     nsys_buf_unref(s);
+    T_ASSERT_NO_LEAKS();
 }
 
 Test(buf, slice_of_a_slice_points_into_the_root_storage)
@@ -151,6 +165,7 @@ Test(buf, slice_of_a_slice_points_into_the_root_storage)
     nsys_buf_unref(s1);
     cr_assert_eq(memcmp(nsys_buf_data(s2), "789a", 4), 0);
     nsys_buf_unref(s2);
+    T_ASSERT_NO_LEAKS();
 }
 
 Test(buf, slice_covers_the_whole_and_the_empty_range)
@@ -167,6 +182,7 @@ Test(buf, slice_covers_the_whole_and_the_empty_range)
     nsys_buf_unref(end);
     nsys_buf_unref(start);
     nsys_buf_unref(b);
+    T_ASSERT_NO_LEAKS();
 }
 
 Test(buf, slice_rejects_ranges_outside_the_used_bytes)
@@ -184,6 +200,7 @@ Test(buf, slice_rejects_ranges_outside_the_used_bytes)
     cr_assert_null(s);
     cr_assert_eq(nsys_buf_refcount(b), 1, "a failed slice takes no reference");
     nsys_buf_unref(b);
+    T_ASSERT_NO_LEAKS();
 }
 
 Test(buf, slice_rejects_null_arguments)
@@ -194,6 +211,7 @@ Test(buf, slice_rejects_null_arguments)
     cr_assert_eq(nsys_buf_slice(b, 0, 1, NULL), NSYS_EINVAL);
     cr_assert_eq(nsys_buf_refcount(b), 1);
     nsys_buf_unref(b);
+    T_ASSERT_NO_LEAKS();
 }
 
 Test(buf, ref_and_unref_count_references)
@@ -208,12 +226,14 @@ Test(buf, ref_and_unref_count_references)
     nsys_buf_unref(b);
     cr_assert_eq(nsys_buf_refcount(b), 1);
     nsys_buf_unref(b);
+    T_ASSERT_NO_LEAKS();
 }
 
 Test(buf, ref_and_unref_ignore_null)
 {
     cr_assert_null(nsys_buf_ref(NULL));
     nsys_buf_unref(NULL);
+    T_ASSERT_NO_LEAKS();
 }
 
 Test(buf, slice_refcount_is_its_own)
@@ -228,6 +248,7 @@ Test(buf, slice_refcount_is_its_own)
     cr_assert_eq(nsys_buf_refcount(s), 1);
     cr_assert_eq(memcmp(nsys_buf_data(s), "bc", 2), 0);
     nsys_buf_unref(s);
+    T_ASSERT_NO_LEAKS();
 }
 
 Test(buf, set_len_accepts_up_to_cap_only)
@@ -244,6 +265,7 @@ Test(buf, set_len_accepts_up_to_cap_only)
     cr_assert_eq(nsys_buf_set_len(b, 0), 0);
     cr_assert_eq(nsys_buf_len(b), 0);
     nsys_buf_unref(b);
+    T_ASSERT_NO_LEAKS();
 }
 
 Test(buf, set_len_is_refused_on_a_slice_and_on_null)
@@ -257,6 +279,7 @@ Test(buf, set_len_is_refused_on_a_slice_and_on_null)
     cr_assert_eq(nsys_buf_set_len(NULL, 0), NSYS_EINVAL);
     nsys_buf_unref(s);
     nsys_buf_unref(b);
+    T_ASSERT_NO_LEAKS();
 }
 
 Test(buf, slice_is_unaffected_by_later_set_len_on_the_parent)
@@ -269,6 +292,7 @@ Test(buf, slice_is_unaffected_by_later_set_len_on_the_parent)
     cr_assert_eq(memcmp(nsys_buf_data(s), "cde", 3), 0);
     nsys_buf_unref(s);
     nsys_buf_unref(b);
+    T_ASSERT_NO_LEAKS();
 }
 
 #define REF_THREADS 4
@@ -303,6 +327,7 @@ Test(buf, refcounts_are_exact_under_concurrent_ref_and_unref, .timeout = 120)
     cr_assert_eq(nsys_buf_refcount(b), 2);
     nsys_buf_unref(b);
     nsys_buf_unref(b);
+    T_ASSERT_NO_LEAKS();
 }
 
 static void *slice_drop_worker(void *p)
@@ -336,4 +361,5 @@ Test(buf, storage_is_freed_once_when_slices_are_dropped_on_many_threads, .timeou
             cr_assert_eq((intptr_t)sum, 4);
         }
     }
+    T_ASSERT_NO_LEAKS();
 }

@@ -12,6 +12,8 @@
 
 #include <netsys/netsys.h>
 
+#include "common/wait.h"
+
 static const int own_codes[] = {NSYS_ENOACTOR, NSYS_ESTOPPED, NSYS_ESHUTDOWN, NSYS_EKILLED, NSYS_ENAMETAKEN,
                                 NSYS_EHASNAME, NSYS_ENOTACTOR, NSYS_ECONFIG,  NSYS_EFAILED};
 static const char *const own_names[] = {"NSYS_ENOACTOR",   "NSYS_ESTOPPED", "NSYS_ESHUTDOWN",
@@ -32,6 +34,7 @@ Test(error, passes_system_codes_through_as_negative_errno)
     cr_assert_eq(NSYS_EMSGSIZE, -EMSGSIZE);
     cr_assert_eq(NSYS_ENOSPC, -ENOSPC);
     cr_assert_eq(NSYS_ERANGE, -ERANGE);
+    T_ASSERT_NO_LEAKS();
 }
 
 Test(error, keeps_its_own_codes_distinct_and_below_minus_30000)
@@ -45,6 +48,7 @@ Test(error, keeps_its_own_codes_distinct_and_below_minus_30000)
     cr_assert_eq(NSYS_REASON_SHUTDOWN, NSYS_ESHUTDOWN);
     cr_assert_eq(NSYS_REASON_KILLED, NSYS_EKILLED);
     cr_assert_eq(NSYS_REASON_NOPROC, NSYS_ENOACTOR);
+    T_ASSERT_NO_LEAKS();
 }
 
 Test(error, strerror_never_returns_null_or_empty_for_any_int)
@@ -61,6 +65,7 @@ Test(error, strerror_never_returns_null_or_empty_for_any_int)
         if (s == NULL || s[0] == '\0')
             cr_assert_fail("nsys_strerror(%d) is NULL or empty", code);
     }
+    T_ASSERT_NO_LEAKS();
 }
 
 Test(error, errname_never_returns_null_for_any_int)
@@ -76,12 +81,14 @@ Test(error, errname_never_returns_null_for_any_int)
         if (s == NULL || s[0] == '\0')
             cr_assert_fail("nsys_errname(%d) is NULL or empty", code);
     }
+    T_ASSERT_NO_LEAKS();
 }
 
 Test(error, errname_names_netsys_codes_symbolically)
 {
     for (size_t i = 0; i < N_OWN; i++)
         cr_assert_str_eq(nsys_errname(own_codes[i]), own_names[i]);
+    T_ASSERT_NO_LEAKS();
 }
 
 Test(error, errname_names_system_and_libuv_codes_like_libuv)
@@ -90,6 +97,7 @@ Test(error, errname_names_system_and_libuv_codes_like_libuv)
     cr_assert_str_eq(nsys_errname(UV_ECONNREFUSED), "ECONNREFUSED");
     cr_assert_str_eq(nsys_errname(NSYS_ETIMEDOUT), "ETIMEDOUT");
     cr_assert_str_eq(nsys_errname(UV_EOF), uv_err_name(UV_EOF));
+    T_ASSERT_NO_LEAKS();
 }
 
 Test(error, errname_calls_zero_normal_and_unknown_codes_unknown)
@@ -99,6 +107,7 @@ Test(error, errname_calls_zero_normal_and_unknown_codes_unknown)
     cr_assert_str_eq(nsys_errname(-31999), "UNKNOWN");
     cr_assert_str_eq(nsys_errname(INT_MIN), "UNKNOWN");
     cr_assert_str_eq(nsys_errname(INT_MAX), "UNKNOWN");
+    T_ASSERT_NO_LEAKS();
 }
 
 Test(error, strerror_describes_each_netsys_code_differently)
@@ -111,6 +120,7 @@ Test(error, strerror_describes_each_netsys_code_differently)
             cr_assert_str_neq(a, nsys_strerror(own_codes[j]), "%s and %s share a description",
                               own_names[i], own_names[j]);
     }
+    T_ASSERT_NO_LEAKS();
 }
 
 Test(error, strerror_describes_system_codes_and_normal_exit)
@@ -121,6 +131,7 @@ Test(error, strerror_describes_system_codes_and_normal_exit)
     cr_assert_str_neq(nsys_strerror(UV_EAI_NONAME), unknown);
     cr_assert_str_neq(nsys_strerror(NSYS_REASON_NORMAL), unknown);
     cr_assert_str_neq(nsys_strerror(NSYS_EINVAL), nsys_strerror(NSYS_ENOMEM));
+    T_ASSERT_NO_LEAKS();
 }
 
 Test(error, reason_is_clean_accepts_only_normal_and_shutdown)
@@ -132,6 +143,7 @@ Test(error, reason_is_clean_accepts_only_normal_and_shutdown)
     cr_assert_not(nsys_reason_is_clean(NSYS_EFAILED));
     cr_assert_not(nsys_reason_is_clean(NSYS_EINVAL));
     cr_assert_not(nsys_reason_is_clean(1));
+    T_ASSERT_NO_LEAKS();
 }
 
 static void *strerror_worker(void *arg)
@@ -160,4 +172,5 @@ Test(error, strerror_and_errname_are_safe_from_many_threads_at_once)
         pthread_join(th[i], &bad);
         cr_assert_eq((intptr_t)bad, 0, "thread %d saw NULL/empty strings", i);
     }
+    T_ASSERT_NO_LEAKS();
 }

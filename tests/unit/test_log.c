@@ -224,7 +224,7 @@ Test(log, sink_learns_the_scheduler_and_actor_when_called_from_an_actor)
     cr_assert_eq(r.scheduler, 1);
     cr_assert_eq(r.actor, ref);
     cr_assert_eq(r.actor, atomic_load(&a.self));
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     nsys_log_set_sink(NULL, NULL);
 }
 
@@ -360,7 +360,7 @@ Test(log, default_sink_names_scheduler_and_actor_inside_the_runtime)
              NSYS_REF_GEN(x.ref));
     cr_assert(matches(out, pattern), "expected a line like <%s>, got <%s>", expect, out);
     free(out);
-    nsys_runtime_free(x.rt);
+    T_RUNTIME_FREE(x.rt);
 }
 
 Test(log, level_parse_accepts_every_documented_name)
@@ -408,14 +408,14 @@ Test(log, environment_sets_the_level_when_the_first_runtime_is_created)
     nsys_runtime_t *rt = NULL;
     cr_assert_eq(t_runtime(1, &rt), 0);
     cr_assert_eq(nsys_log_get_level(), NSYS_LOG_DEBUG);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
 
     /* Only the first runtime reads it: a later one keeps the level set. */
     nsys_log_set_level(NSYS_LOG_ERROR);
     setenv("NSYS_LOG", "trace", 1);
     cr_assert_eq(t_runtime(1, &rt), 0);
     cr_assert_eq(nsys_log_get_level(), NSYS_LOG_ERROR);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
 }
 
 Test(log, environment_off_silences_logging)
@@ -424,7 +424,7 @@ Test(log, environment_off_silences_logging)
     nsys_runtime_t *rt = NULL;
     cr_assert_eq(t_runtime(1, &rt), 0);
     cr_assert_eq(nsys_log_get_level(), NSYS_LOG_OFF);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
 }
 
 Test(log, invalid_environment_value_leaves_the_default_level)
@@ -433,5 +433,5 @@ Test(log, invalid_environment_value_leaves_the_default_level)
     nsys_runtime_t *rt = NULL;
     cr_assert_eq(t_runtime(1, &rt), 0);
     cr_assert_eq(nsys_log_get_level(), NSYS_LOG_INFO);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
 }

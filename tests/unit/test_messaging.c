@@ -181,7 +181,7 @@ static void run_thread_producers(unsigned scheds, unsigned nprod, uint64_t per)
     cr_assert_eq(atomic_load(&t->received), total, "received %llu of %llu",
                  (unsigned long long)atomic_load(&t->received), (unsigned long long)total);
     tally_check(t);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     tally_free(t);
     free(p);
     free(th);
@@ -276,7 +276,7 @@ static void run_actor_producers(unsigned scheds, unsigned nprod, uint64_t per)
     cr_assert_eq(nsys_metrics_get(rt, &m), 0);
     cr_assert_geq(m.messages_sent, total);
     cr_assert_geq(m.messages_handled, total);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     tally_free(t);
     free(p);
 }
@@ -312,7 +312,7 @@ Test(messaging, send_from_outside_has_no_sender_and_copies_the_payload)
     cr_assert_eq(r.size, 9);
     cr_assert_str_eq((const char *)r.bytes, "original");
     cr_assert_neq(r.data, (const void *)buf);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     t_probe_destroy(&p);
 }
 
@@ -352,7 +352,7 @@ Test(messaging, send_from_an_actor_stamps_it_as_the_sender)
     cr_assert_str_eq((const char *)r.bytes, "hi");
     t_recs_get(&a.inbox, 0, &r);
     cr_assert_eq(r.from, ra, "a message to self is from self");
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     t_probe_destroy(&a);
     t_probe_destroy(&b);
 }
@@ -375,7 +375,7 @@ Test(messaging, zero_size_payloads_are_delivered_with_size_zero)
     t_recs_get(&p.inbox, 1, &r);
     cr_assert_eq(r.type, T_MSG_B);
     cr_assert_eq(r.size, 0);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     t_probe_destroy(&p);
 }
 
@@ -428,7 +428,7 @@ Test(messaging, a_one_mebibyte_payload_is_copied_intact)
     cr_assert_eq(seen.sum, want, "payload corrupted in transit");
     cr_assert_neq(seen.data, (const void *)src);
     free(src);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     t_probe_destroy(&p);
 }
 
@@ -452,7 +452,7 @@ Test(messaging, payloads_of_every_small_size_arrive_intact)
         cr_assert_eq(r.size, n);
         cr_assert_eq(memcmp(r.bytes, src, n), 0, "payload of %zu bytes differs", n);
     }
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     t_probe_destroy(&p);
 }
 
@@ -492,7 +492,7 @@ Test(messaging, reserved_types_are_refused_by_every_send)
     cr_assert_eq(nsys_send(rt, ref, T_MSG_SENTINEL, NULL, 0), 0);
     cr_assert(t_recs_wait_count(&p.inbox, 1, T_WAIT_MS));
     cr_assert_eq(t_recs_count(&p.inbox), 1, "a reserved message got through");
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     nsys_buf_unref(b);
     cr_assert_eq(atomic_load(&g_freed), 0, "free_fn ran for refused sends");
     t_probe_destroy(&p);
@@ -508,7 +508,7 @@ Test(messaging, bad_payload_arguments_are_refused)
     cr_assert_eq(t_probe_spawn(rt, &p, NULL, &ref), 0);
     cr_assert_eq(nsys_send(rt, ref, T_MSG_A, NULL, 4), NSYS_EINVAL);
     cr_assert_eq(nsys_send_buf(rt, ref, T_MSG_A, NULL), NSYS_EINVAL);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     t_probe_destroy(&p);
 }
 
@@ -573,7 +573,7 @@ Test(messaging, send_buf_delivers_the_same_bytes_without_a_copy_and_releases_the
     T_ASSERT_EVENTUALLY(nsys_buf_refcount(b) == 1, "the runtime kept the moved reference (count %zu)",
                         nsys_buf_refcount(b));
     nsys_buf_unref(b);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     t_probe_destroy(&p);
 }
 
@@ -597,7 +597,7 @@ Test(messaging, send_buf_of_a_slice_points_into_the_parent)
     cr_assert_eq(r.data, want);
     cr_assert_eq(r.size, 10);
     cr_assert_eq(memcmp(r.bytes, "body-bytes", 10), 0);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     t_probe_destroy(&p);
 }
 
@@ -607,7 +607,8 @@ Test(messaging, take_buf_gives_the_receiver_the_reference)
     cr_assert_eq(t_runtime(2, &rt), 0);
     t_probe_t p;
     t_probe_init(&p);
-    take_seen_t seen = {0};
+    take_seen_t seen;
+    memset(&seen, 0, sizeof(seen));
     p.user = &seen;
     p.hook = take_hook;
     nsys_ref_t ref;
@@ -626,7 +627,7 @@ Test(messaging, take_buf_gives_the_receiver_the_reference)
     cr_assert_eq(nsys_buf_refcount(b), 2);
     nsys_buf_unref(b); /* the taken reference */
     nsys_buf_unref(b);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     t_probe_destroy(&p);
 }
 
@@ -641,7 +642,7 @@ Test(messaging, send_buf_error_leaves_the_reference_with_the_caller)
     cr_assert_eq(nsys_buf_refcount(b), 1);
     cr_assert_eq(memcmp(nsys_buf_data(b), "mine", 4), 0);
     nsys_buf_unref(b);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
 }
 
 /* ---- send_ptr ---------------------------------------------------------------- */
@@ -666,7 +667,7 @@ Test(messaging, send_ptr_moves_the_pointer_and_frees_it_once_after_handling)
     T_ASSERT_EVENTUALLY(atomic_load(&g_freed) == 1, "free_fn not called after handling");
     cr_assert_eq(nsys_send(rt, ref, T_MSG_SENTINEL, NULL, 0), 0);
     cr_assert(t_recs_wait_type(&p.inbox, T_MSG_SENTINEL, 1, T_WAIT_MS));
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     cr_assert_eq(atomic_load(&g_freed), 1, "free_fn called more than once");
     t_probe_destroy(&p);
 }
@@ -677,7 +678,8 @@ Test(messaging, send_ptr_taken_by_the_receiver_is_not_freed_by_the_runtime)
     cr_assert_eq(t_runtime(2, &rt), 0);
     t_probe_t p;
     t_probe_init(&p);
-    take_seen_t seen = {0};
+    take_seen_t seen;
+    memset(&seen, 0, sizeof(seen));
     p.user = &seen;
     p.hook = take_hook;
     nsys_ref_t ref;
@@ -689,7 +691,7 @@ Test(messaging, send_ptr_taken_by_the_receiver_is_not_freed_by_the_runtime)
     cr_assert_eq(atomic_load(&seen.taken_ptr), ptr);
     cr_assert_eq(atomic_load(&seen.second_take_nonnull), 0);
     cr_assert_eq(atomic_load(&seen.wrong_kind_nonnull), 0);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     cr_assert_eq(atomic_load(&g_freed), 0, "the runtime freed a taken pointer");
     free(ptr);
     t_probe_destroy(&p);
@@ -703,7 +705,7 @@ Test(messaging, send_ptr_error_leaves_the_pointer_with_the_caller)
     nsys_ref_t stale = ((nsys_ref_t)9 << 32) | 5u;
     cr_assert_eq(nsys_send_ptr(rt, stale, T_MSG_A, ptr, 8, free_and_count), NSYS_ENOACTOR);
     cr_assert_eq(nsys_send_ptr(rt, NSYS_REF_NONE, T_MSG_A, ptr, 8, free_and_count) < 0, 1);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     cr_assert_eq(atomic_load(&g_freed), 0, "free_fn ran although the send failed");
     free(ptr);
 }
@@ -723,7 +725,7 @@ Test(messaging, send_ptr_with_null_free_fn_is_allowed)
     t_recs_get(&p.inbox, 0, &r);
     cr_assert_eq(r.data, (const void *)&on_stack_forever);
     cr_assert_eq(t_rec_int(&r), 5);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     t_probe_destroy(&p);
 }
 
@@ -781,7 +783,7 @@ Test(messaging, send_ptr_messages_dropped_at_exit_are_freed_exactly_once)
     T_ASSERT_EVENTUALLY(!nsys_is_alive(rt, ref));
     cr_assert_eq(atomic_load(&g.handled), 1, "messages were handled after nsys_exit");
     cr_assert_eq(atomic_load(&g.gate_ok), 1);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     cr_assert_eq(atomic_load(&g_freed), N, "a dropped pointer was freed twice");
     t_gate_destroy(&g.gate);
 }
@@ -819,7 +821,7 @@ Test(messaging, order_holds_across_send_send_buf_and_send_ptr)
         cr_assert_eq(t_rec_int(&r), i, "message %d arrived in position %d", t_rec_int(&r), i);
     }
     T_ASSERT_EVENTUALLY(atomic_load(&g_freed) == N / 3);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     t_probe_destroy(&p);
 }
 
@@ -872,7 +874,7 @@ Test(messaging, messages_sent_before_init_finishes_wait_for_it)
         cr_assert_eq(nsys_send(rt, ref, T_MSG_A, NULL, 0), 0);
     T_ASSERT_EVENTUALLY(atomic_load(&s.handled) == 10);
     cr_assert_eq(atomic_load(&s.handled_before_init), 0, "handle ran before init finished");
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
 }
 
 typedef struct fair {
@@ -942,7 +944,7 @@ Test(messaging, a_flooded_actor_yields_to_others_after_one_batch)
     T_ASSERT_EVENTUALLY(atomic_load(&g_fair.a_count) == 200 && atomic_load(&g_fair.b_ran) == 1);
     int seen = atomic_load(&g_fair.a_count_when_b_ran);
     cr_assert_leq(seen, 8, "A handled %d messages before B got its turn (batch 8)", seen);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     t_gate_destroy(&g.gate);
 }
 
@@ -966,6 +968,6 @@ Test(messaging, every_send_wakes_a_parked_scheduler)
         cr_assert_eq(t_send_int(rt, ref, T_MSG_A, i), 0);
         cr_assert(t_recs_wait_count(&p.inbox, (size_t)i + 1, T_WAIT_MS), "message %d was never handled", i);
     }
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     t_probe_destroy(&p);
 }

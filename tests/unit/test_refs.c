@@ -58,7 +58,7 @@ Test(refs, sending_to_an_exited_actor_fails_with_enoactor_and_counts_dead_letter
     cr_assert_eq(nsys_send_ptr(rt, gone, T_MSG_A, &x, sizeof(x), NULL), NSYS_ENOACTOR);
     cr_assert_eq(dead_letters(rt), before + 4, "dead_letters %llu -> %llu after 4 stale sends",
                  (unsigned long long)before, (unsigned long long)dead_letters(rt));
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     t_probe_destroy(&w);
     t_probe_destroy(&v);
 }
@@ -90,7 +90,7 @@ Test(refs, every_call_taking_a_stale_ref_fails_cleanly)
     cr_assert_eq(d.ref, gone);
     cr_assert_eq(d.monitor, id);
     cr_assert(nsys_is_alive(rt, wref), "the watcher was hurt by a stale ref");
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     t_probe_destroy(&w);
     t_probe_destroy(&v);
 }
@@ -143,7 +143,7 @@ Test(refs, a_stale_ref_never_reaches_the_actor_that_reuses_its_slot)
     cr_assert(nsys_is_alive(rt, reuse), "the new actor was killed through the old ref");
     nsys_ref_t named;
     cr_assert_eq(nsys_whereis(rt, "stale-name", &named), NSYS_ENOENT);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     for (int i = 0; i < n; i++)
         t_probe_destroy(&live[i]);
     free(live);
@@ -201,7 +201,7 @@ Test(refs, refs_that_never_named_an_actor_are_refused)
     cr_assert(t_recs_wait_type(&p.inbox, T_MSG_SENTINEL, 1, T_WAIT_MS));
     cr_assert_eq(t_recs_count(&p.inbox), 1, "a bogus ref delivered to a live actor");
     cr_assert(nsys_is_alive(rt, live));
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     t_probe_destroy(&p);
 }
 
@@ -222,7 +222,7 @@ Test(refs, refs_of_killed_actors_go_stale_too)
     cr_assert_eq(d.reason, NSYS_REASON_KILLED);
     cr_assert_eq(nsys_send(rt, vref, T_MSG_A, NULL, 0), NSYS_ENOACTOR);
     cr_assert_eq(nsys_kill(rt, vref), NSYS_ENOACTOR);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     t_probe_destroy(&w);
     t_probe_destroy(&v);
 }
@@ -250,7 +250,7 @@ Test(refs, stale_refs_stay_stale_across_many_slot_reuses, .timeout = 120)
         t_probe_destroy(&v);
     }
     cr_assert_eq(t_recs_count_type(&w.inbox, T_MSG_A), 0);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     t_probe_destroy(&w);
     free(old);
 }

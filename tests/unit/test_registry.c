@@ -32,7 +32,7 @@ static reg_env_t *env_new(void)
 
 static void env_free(reg_env_t *e)
 {
-    nsys_runtime_free(e->rt);
+    T_RUNTIME_FREE(e->rt);
     for (int i = 0; i < 4; i++)
         t_probe_destroy(&e->p[i]);
     free(e);
@@ -279,7 +279,7 @@ Test(registry, concurrent_registrations_of_one_name_have_exactly_one_winner, .ti
     cr_assert_eq(bad_round, -1, "round %d: not exactly one winner owning the name", bad_round);
     cr_assert_eq(winners, ROUNDS);
     cr_assert_eq(losers, ROUNDS * (RACERS - 1));
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     for (int i = 0; i < RACERS; i++)
         t_probe_destroy(&p[i]);
 }
@@ -313,7 +313,7 @@ Test(registry, a_thousand_names_resolve_to_their_actors, .timeout = 60)
         snprintf(name, sizeof(name), "actor/%d", i);
         cr_assert_eq(nsys_whereis(rt, name, &out), i % 2 ? 0 : NSYS_ENOENT, "%s", name);
     }
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     for (int i = 0; i < N; i++)
         t_probe_destroy(&p[i]);
     free(p);

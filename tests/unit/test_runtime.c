@@ -26,7 +26,7 @@ Test(runtime, new_with_null_opts_starts_one_scheduler_per_cpu)
     nsys_metrics_t m;
     cr_assert_eq(nsys_metrics_get(rt, &m), 0);
     cr_assert_eq(m.schedulers, n);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
 }
 
 Test(runtime, new_with_default_opts_macro_equals_null_opts)
@@ -38,7 +38,7 @@ Test(runtime, new_with_default_opts_macro_equals_null_opts)
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     unsigned n = nsys_runtime_schedulers(rt);
     cr_assert(n == par || (long)n == online);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
 }
 
 Test(runtime, new_honours_explicit_scheduler_counts)
@@ -55,7 +55,7 @@ Test(runtime, new_honours_explicit_scheduler_counts)
         for (unsigned s = 0; s < counts[i]; s++)
             cr_assert_eq(nsys_sched_metrics_get(rt, s, &sm), 0);
         cr_assert_lt(nsys_sched_metrics_get(rt, counts[i], &sm), 0);
-        nsys_runtime_free(rt);
+        T_RUNTIME_FREE(rt);
     }
 }
 
@@ -108,7 +108,7 @@ Test(runtime, max_actors_bounds_the_actor_table)
     rc = -1;
     T_WAIT((rc = t_probe_spawn(rt, &p[4], NULL, &refs[4])) == 0, T_WAIT_MS);
     cr_assert_eq(rc, 0, "the slot of an exited actor was not given back (%s)", nsys_errname(rc));
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     for (int i = 0; i < 5; i++)
         t_probe_destroy(&p[i]);
 }
@@ -124,7 +124,7 @@ Test(runtime, wait_times_out_with_wake_timeout)
     uint64_t took = t_now_ms() - t0;
     cr_assert_eq(why, NSYS_WAKE_TIMEOUT);
     cr_assert_geq(took, 55, "returned after %llu ms of a 60 ms timeout", (unsigned long long)took);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
 }
 
 Test(runtime, wait_timeout_applies_to_flagged_waits_too)
@@ -137,7 +137,7 @@ Test(runtime, wait_timeout_applies_to_flagged_waits_too)
     nsys_wake_t why = 0;
     cr_assert_eq(nsys_runtime_wait(rt, NSYS_WAIT_NO_ACTORS, 30, &why, NULL), 0);
     cr_assert_eq(why, NSYS_WAKE_TIMEOUT, "an actor is alive, so only the timeout can wake");
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     t_probe_destroy(&p);
 }
 
@@ -170,7 +170,7 @@ Test(runtime, wait_returns_request_with_its_code_when_another_thread_requests_st
     cr_assert_eq(s.rc, 0);
     cr_assert_eq(why, NSYS_WAKE_REQUEST);
     cr_assert_eq(code, 42);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
 }
 
 Test(runtime, request_stop_made_before_wait_is_not_lost)
@@ -185,7 +185,7 @@ Test(runtime, request_stop_made_before_wait_is_not_lost)
     cr_assert_eq(why, NSYS_WAKE_REQUEST);
     cr_assert_eq(code, -7);
     cr_assert_lt(t_now_ms() - t0, T_WAIT_MS / 2);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
 }
 
 static int fn_request_stop(nsys_ctx_t *ctx, void *arg)
@@ -209,7 +209,7 @@ Test(runtime, request_stop_called_by_an_actor_wakes_wait_with_its_code)
     cr_assert_eq(nsys_runtime_wait(rt, NSYS_WAIT_NO_ACTORS, T_WAIT_MS, &why, &code), 0);
     cr_assert_eq(why, NSYS_WAKE_REQUEST);
     cr_assert_eq(code, 99);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     t_probe_destroy(&p);
 }
 
@@ -220,7 +220,7 @@ Test(runtime, wait_accepts_null_why_and_code)
     cr_assert_eq(nsys_runtime_wait(rt, 0, 5, NULL, NULL), 0);
     cr_assert_eq(nsys_runtime_request_stop(rt, 1), 0);
     cr_assert_eq(nsys_runtime_wait(rt, 0, T_WAIT_MS, NULL, NULL), 0);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
 }
 
 Test(runtime, wait_for_no_actors_returns_at_once_when_none_is_alive)
@@ -232,7 +232,7 @@ Test(runtime, wait_for_no_actors_returns_at_once_when_none_is_alive)
     cr_assert_eq(nsys_runtime_wait(rt, NSYS_WAIT_NO_ACTORS, T_WAIT_MS, &why, NULL), 0);
     cr_assert_eq(why, NSYS_WAKE_NO_ACTORS);
     cr_assert_lt(t_now_ms() - t0, T_WAIT_MS / 2);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
 }
 
 static int late_exit_init(nsys_ctx_t *ctx, void *state, void *args)
@@ -273,7 +273,7 @@ Test(runtime, wait_for_no_actors_returns_when_the_last_actor_exits)
     nsys_metrics_t m;
     cr_assert_eq(nsys_metrics_get(rt, &m), 0);
     cr_assert_eq(m.actors_alive, 0);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
 }
 
 static void noop_signal_handler(int sig)
@@ -328,7 +328,7 @@ static void wait_for_signal(int sig)
     cr_assert_eq(rc, 0);
     cr_assert_eq(why, NSYS_WAKE_SIGNAL, "woke with %d instead of the signal", (int)why);
     cr_assert_eq(code, sig);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
 }
 
 Test(runtime, wait_for_signals_wakes_on_sigterm_raised_by_another_thread, .timeout = 60)
@@ -351,7 +351,7 @@ Test(runtime, stop_twice_is_harmless)
     cr_assert_eq(nsys_runtime_stop(rt), 0);
     int rc = nsys_runtime_stop(rt);
     cr_assert(rc == 0 || rc == NSYS_ESTOPPED, "second stop returned %s", nsys_errname(rc));
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     cr_assert_eq(atomic_load(&p.terminated), 1);
     t_probe_destroy(&p);
 }
@@ -367,7 +367,7 @@ Test(runtime, free_without_stop_terminates_live_actors)
     }
     for (int i = 0; i < 3; i++)
         T_ASSERT_EVENTUALLY(atomic_load(&p[i].inited) == 1, "probe %d never started", i);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     for (int i = 0; i < 3; i++) {
         cr_assert_eq(atomic_load(&p[i].terminated), 1, "probe %d was not terminated", i);
         cr_assert_eq(atomic_load(&p[i].term_reason), NSYS_REASON_SHUTDOWN);
@@ -389,7 +389,7 @@ static void count_args_free(void *p)
     __atomic_add_fetch(&args_freed, 1, __ATOMIC_SEQ_CST);
 }
 
-Test(runtime, every_call_after_stop_fails_with_estopped)
+Test(runtime, every_call_that_acts_on_actors_fails_with_estopped_after_stop)
 {
     nsys_runtime_t *rt = NULL;
     cr_assert_eq(t_runtime(2, &rt), 0);
@@ -415,6 +415,8 @@ Test(runtime, every_call_after_stop_fails_with_estopped)
     nsys_buf_unref(b);
     cr_assert_eq(nsys_send_ptr(rt, ref, T_MSG_A, &dummy, sizeof(dummy), count_free), NSYS_ESTOPPED);
     cr_assert_eq(freed_ptrs, 0, "free_fn ran although send_ptr failed");
+    void *reply = NULL;
+    cr_assert_eq(nsys_call(rt, ref, T_MSG_A, NULL, 0, 100, NULL, &reply, NULL), NSYS_ESTOPPED);
     cr_assert_eq(nsys_exit_signal(rt, ref, NSYS_ESHUTDOWN), NSYS_ESTOPPED);
     cr_assert_eq(nsys_kill(rt, ref), NSYS_ESTOPPED);
     cr_assert_not(nsys_is_alive(rt, ref));
@@ -422,17 +424,26 @@ Test(runtime, every_call_after_stop_fails_with_estopped)
     cr_assert_eq(nsys_unregister(rt, "before-stop"), NSYS_ESTOPPED);
     nsys_ref_t w = 0;
     cr_assert_eq(nsys_whereis(rt, "before-stop", &w), NSYS_ESTOPPED);
-    nsys_metrics_t m;
-    cr_assert_eq(nsys_metrics_get(rt, &m), NSYS_ESTOPPED);
-    nsys_sched_metrics_t sm;
-    cr_assert_eq(nsys_sched_metrics_get(rt, 0, &sm), NSYS_ESTOPPED);
-    char *json = NULL;
-    cr_assert_eq(nsys_metrics_json(rt, &json), NSYS_ESTOPPED);
-    cr_assert_null(json);
     nsys_wake_t why;
     cr_assert_eq(nsys_runtime_wait(rt, 0, 10, &why, NULL), NSYS_ESTOPPED);
-    cr_assert_eq(nsys_runtime_request_stop(rt, 1), NSYS_ESTOPPED);
-    nsys_runtime_free(rt);
+    int rc = nsys_runtime_request_stop(rt, 1);
+    cr_assert(rc == 0 || rc == NSYS_ESTOPPED, "request_stop after stop: %s", nsys_errname(rc));
+    cr_assert_eq(nsys_runtime_schedulers(rt), 2);
+
+    /* metrics stay readable and show the final state */
+    nsys_metrics_t m;
+    cr_assert_eq(nsys_metrics_get(rt, &m), 0);
+    cr_assert_eq(m.actors_spawned, 1);
+    cr_assert_eq(m.actors_alive, 0);
+    cr_assert_eq(m.actors_exited, 1);
+    nsys_sched_metrics_t sm;
+    cr_assert_eq(nsys_sched_metrics_get(rt, 0, &sm), 0);
+    cr_assert_eq(sm.actors, 0);
+    char *json = NULL;
+    cr_assert_eq(nsys_metrics_json(rt, &json), 0);
+    cr_assert_not_null(json);
+    nsys_free(json);
+    T_RUNTIME_FREE(rt);
     t_probe_destroy(&p);
 }
 
@@ -460,10 +471,10 @@ Test(runtime, stop_and_wait_from_a_scheduler_thread_are_refused_without_deadlock
     cr_assert_eq(t_probe_spawn(rt, &p, NULL, &ref), 0);
     inside_calls_t c = {1, 1};
     cr_assert_eq(t_call(rt, ref, fn_stop_from_inside, &c, NULL), 0, "the call never returned");
-    cr_assert_lt(c.stop_rc, 0, "nsys_runtime_stop from an actor returned %d", c.stop_rc);
+    cr_assert_eq(c.stop_rc, NSYS_EBUSY, "nsys_runtime_stop from an actor returned %s", nsys_errname(c.stop_rc));
     cr_assert_lt(c.wait_rc, 0, "nsys_runtime_wait from an actor returned %d", c.wait_rc);
     cr_assert(nsys_is_alive(rt, ref), "the refused stop still stopped the caller");
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     t_probe_destroy(&p);
 }
 
@@ -486,11 +497,11 @@ Test(runtime, two_runtimes_run_side_by_side)
     cr_assert(t_recs_wait_count(&p2.inbox, 100, T_WAIT_MS));
     cr_assert_eq(t_recs_count_type(&p1.inbox, T_MSG_A), 100);
     cr_assert_eq(t_recs_count_type(&p2.inbox, T_MSG_B), 100);
-    nsys_runtime_free(rt1);
+    T_RUNTIME_FREE(rt1);
     /* rt2 is unaffected by rt1 going away */
     cr_assert_eq(t_send_int(rt2, r2, T_MSG_C, 1), 0);
     cr_assert(t_recs_wait_type(&p2.inbox, T_MSG_C, 1, T_WAIT_MS));
-    nsys_runtime_free(rt2);
+    T_RUNTIME_FREE(rt2);
     t_probe_destroy(&p1);
     t_probe_destroy(&p2);
 }
@@ -543,8 +554,23 @@ Test(runtime, current_is_null_outside_and_the_running_actor_inside)
     cr_assert_eq(*(t_probe_t **)f.state, &p, "ctx_state is not the state callbacks get");
     cr_assert_eq(f.sched, 1);
     cr_assert_null(nsys_current());
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     t_probe_destroy(&p);
+}
+
+Test(runtime, null_contexts_and_messages_are_ignored_not_fatal)
+{
+    cr_assert_eq(nsys_self(NULL), NSYS_REF_NONE);
+    cr_assert_eq(nsys_parent(NULL), NSYS_REF_NONE);
+    cr_assert_null(nsys_ctx_runtime(NULL));
+    cr_assert_null(nsys_ctx_loop(NULL));
+    cr_assert_null(nsys_ctx_state(NULL));
+    nsys_exit(NULL, NSYS_EFAILED);
+    cr_assert_eq(nsys_trap_exit(NULL, true), false);
+    nsys_defer_ack(NULL);
+    cr_assert_lt(nsys_ack(NULL), 0);
+    cr_assert_null(nsys_msg_take_buf(NULL));
+    cr_assert_null(nsys_msg_take_ptr(NULL));
 }
 
 typedef struct thread_seen {
@@ -589,7 +615,7 @@ Test(runtime, each_scheduler_is_its_own_thread_and_actors_stay_pinned)
         for (int j = i + 1; j < 4; j++)
             cr_assert_not(pthread_equal(seen[i].th, seen[j].th), "schedulers %d and %d share a thread", i, j);
     }
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     for (int i = 0; i < 4; i++)
         t_probe_destroy(&p[i]);
 }
@@ -611,6 +637,6 @@ Test(runtime, options_batch_spin_and_timeout_are_accepted)
     for (int i = 0; i < 200; i++)
         cr_assert_eq(t_send_int(rt, ref, T_MSG_A, i), 0);
     cr_assert(t_recs_wait_count(&p.inbox, 200, T_WAIT_MS), "a never-spinning runtime lost a wake-up");
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     t_probe_destroy(&p);
 }

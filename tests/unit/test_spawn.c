@@ -139,7 +139,7 @@ Test(spawn, rejects_null_runtime_null_behaviour_and_a_missing_handle)
     cr_assert_eq(nsys_spawn(rt, &no_handle, &o, &ref), NSYS_EINVAL);
     cr_assert_eq(atomic_load(&k.args_freed), 0, "args_free ran although spawn failed");
     cr_assert_eq(spawned_count(rt), 0);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     cr_assert_eq(atomic_load(&k.init_calls), 0);
     cr_assert_eq(atomic_load(&k.args_freed), 0);
 }
@@ -150,7 +150,7 @@ Test(spawn, works_with_null_opts_and_null_out)
     cr_assert_eq(t_runtime(2, &rt), 0);
     cr_assert_eq(nsys_spawn(rt, &noinit_b, NULL, NULL), 0);
     T_ASSERT_EVENTUALLY(spawned_count(rt) == 1, "spawned %llu", (unsigned long long)spawned_count(rt));
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
 }
 
 #define SPAWN_THREADS 4
@@ -216,7 +216,7 @@ Test(spawn, refs_from_concurrent_spawns_are_never_none_and_never_repeat, .timeou
             cr_assert_eq(atomic_load(&k->self), s[t].refs[i], "nsys_self differs from the spawned ref");
         }
     }
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     free(all);
     free(kids);
     free(s);
@@ -245,7 +245,7 @@ Test(spawn, placement_any_round_robins_over_schedulers)
     for (int s = 0; s < 4; s++)
         cr_assert_eq(per[s], 2, "scheduler %d got %d of 8 actors (%d %d %d %d)", s, per[s], per[0], per[1],
                      per[2], per[3]);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
 }
 
 typedef struct inner_spawn {
@@ -295,6 +295,7 @@ Test(spawn, placement_any_from_an_actor_spreads_beyond_its_scheduler)
     memset(k, 0, sizeof(k));
     for (int i = 0; i < 8; i++) {
         inner_spawn_t s = {kid_opts(&k[i]), &kid_b, -1, 0, 0, 0};
+        s.opts.placement = NSYS_PLACE_ANY;
         cr_assert_eq(t_call(rt, pref, fn_spawn, &s, NULL), 0);
         cr_assert_eq(s.rc, 0);
     }
@@ -305,8 +306,51 @@ Test(spawn, placement_any_from_an_actor_spreads_beyond_its_scheduler)
     }
     for (int s = 0; s < 4; s++)
         cr_assert_eq(per[s], 2, "scheduler %d got %d of 8", s, per[s]);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     free_probe(p);
+}
+
+Test(spawn, placement_default_from_an_actor_keeps_the_callers_scheduler)
+{
+    nsys_runtime_t *rt = NULL;
+    cr_assert_eq(t_runtime(4, &rt), 0);
+    nsys_ref_t pref;
+    t_probe_t *p = spawn_probe_at(rt, 3, &pref);
+    cr_assert_not_null(p);
+    kid_t k[6];
+    memset(k, 0, sizeof(k));
+    for (int i = 0; i < 6; i++) {
+        inner_spawn_t s = {kid_opts(&k[i]), &kid_b, -1, 0, 0, 0};
+        cr_assert_eq(s.opts.placement, NSYS_PLACE_DEFAULT, "NSYS_SPAWN_OPTS_DEFAULTS is not the default placement");
+        cr_assert_eq(t_call(rt, pref, fn_spawn, &s, NULL), 0);
+        cr_assert_eq(s.rc, 0);
+    }
+    for (int i = 0; i < 6; i++) {
+        T_ASSERT_EVENTUALLY(atomic_load(&k[i].init_calls) == 1);
+        cr_assert_eq(atomic_load(&k[i].sched), 3, "kid %d left its parent's scheduler", i);
+    }
+    T_RUNTIME_FREE(rt);
+    free_probe(p);
+}
+
+Test(spawn, placement_default_from_outside_round_robins)
+{
+    nsys_runtime_t *rt = NULL;
+    cr_assert_eq(t_runtime(4, &rt), 0);
+    kid_t k[8];
+    memset(k, 0, sizeof(k));
+    for (int i = 0; i < 8; i++) {
+        nsys_spawn_opts_t o = kid_opts(&k[i]);
+        cr_assert_eq(nsys_spawn(rt, &kid_b, &o, NULL), 0);
+    }
+    int per[4] = {0};
+    for (int i = 0; i < 8; i++) {
+        T_ASSERT_EVENTUALLY(atomic_load(&k[i].init_calls) == 1);
+        per[atomic_load(&k[i].sched) % 4]++;
+    }
+    for (int s = 0; s < 4; s++)
+        cr_assert_eq(per[s], 2, "scheduler %d got %d of 8", s, per[s]);
+    T_RUNTIME_FREE(rt);
 }
 
 Test(spawn, placement_same_keeps_the_parents_scheduler)
@@ -329,7 +373,7 @@ Test(spawn, placement_same_keeps_the_parents_scheduler)
         T_ASSERT_EVENTUALLY(atomic_load(&k[i].init_calls) == 1);
         cr_assert_eq(atomic_load(&k[i].sched), 2, "kid %d left its parent's scheduler", i);
     }
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     free_probe(p);
 }
 
@@ -351,7 +395,7 @@ Test(spawn, placement_same_from_outside_round_robins)
     }
     for (int s = 0; s < 4; s++)
         cr_assert_eq(per[s], 1, "scheduler %d got %d of 4", s, per[s]);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
 }
 
 Test(spawn, placement_index_is_honoured_for_every_scheduler)
@@ -371,7 +415,7 @@ Test(spawn, placement_index_is_honoured_for_every_scheduler)
         T_ASSERT_EVENTUALLY(atomic_load(&k[i].init_calls) == 1);
         cr_assert_eq(atomic_load(&k[i].sched), want[i]);
     }
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
 }
 
 Test(spawn, placement_index_out_of_range_is_refused_and_args_stay_with_the_caller)
@@ -390,7 +434,7 @@ Test(spawn, placement_index_out_of_range_is_refused_and_args_stay_with_the_calle
     o.sched_index = 0;
     cr_assert_eq(nsys_spawn(rt, &kid_b, &o, &ref), NSYS_EINVAL);
     cr_assert_eq(spawned_count(rt), 0);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     cr_assert_eq(atomic_load(&k.args_freed), 0);
     cr_assert_eq(atomic_load(&k.init_calls), 0);
 }
@@ -411,7 +455,7 @@ Test(spawn, init_gets_the_args_and_args_free_runs_exactly_once)
     cr_assert(nsys_is_alive(rt, ref));
     cr_assert_eq(t_send_int(rt, ref, T_MSG_EXITME, 0), 0);
     T_ASSERT_EVENTUALLY(atomic_load(&k.term_calls) == 1);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     cr_assert_eq(atomic_load(&k.args_freed), 1, "args_free ran more than once");
 }
 
@@ -424,7 +468,7 @@ Test(spawn, args_free_runs_once_when_init_fails)
     nsys_spawn_opts_t o = kid_opts(&k);
     cr_assert_eq(nsys_spawn(rt, &kid_b, &o, NULL), 0);
     T_ASSERT_EVENTUALLY(atomic_load(&k.args_freed) == 1);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     cr_assert_eq(atomic_load(&k.args_freed), 1);
     cr_assert_eq(atomic_load(&k.term_calls), 0, "terminate ran after a failed init");
 }
@@ -446,7 +490,7 @@ Test(spawn, args_free_runs_once_when_the_behaviour_has_no_init)
     nsys_ref_t ref;
     cr_assert_eq(nsys_spawn(rt, &noinit_b, &o, &ref), 0);
     T_ASSERT_EVENTUALLY(atomic_load(&g_plain_freed) == 1);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     cr_assert_eq(atomic_load(&g_plain_freed), 1);
 }
 
@@ -474,7 +518,7 @@ Test(spawn, parent_is_none_from_outside_and_the_spawner_from_inside)
     cr_assert_eq(atomic_load(&child.self), s.ref);
     cr_assert_eq(s.me, pref);
     cr_assert_neq(s.ref, pref);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     t_probe_destroy(&p);
 }
 
@@ -495,7 +539,7 @@ Test(spawn, state_is_zeroed_before_every_init)
         T_ASSERT_EVENTUALLY(atomic_load(&k[i].init_calls) == 1);
         cr_assert_eq(atomic_load(&k[i].state_dirty), 0, "actor %d started with a dirty state", i);
     }
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     free(k);
 }
 
@@ -522,7 +566,7 @@ Test(spawn, zero_state_size_is_allowed)
     nsys_down_t d;
     cr_assert(t_probe_wait_down(&p, 0, &d, T_WAIT_MS));
     cr_assert_eq(d.reason, NSYS_ETIMEDOUT);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     t_probe_destroy(&p);
 }
 
@@ -554,7 +598,7 @@ Test(spawn, init_failure_sends_down_with_its_reason_and_skips_terminate)
     nsys_metrics_t m;
     T_WAIT(nsys_metrics_get(rt, &m) == 0 && m.actors_failed == 1, T_WAIT_MS);
     cr_assert_eq(m.actors_failed, 1);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     cr_assert_eq(atomic_load(&k.term_calls), 0);
     t_probe_destroy(&p);
 }
@@ -579,7 +623,7 @@ Test(spawn, init_failure_signals_a_linked_trapping_parent)
     cr_assert_eq(e.from, s.ref);
     cr_assert_eq(e.reason, NSYS_ETIMEDOUT);
     cr_assert(nsys_is_alive(rt, pref));
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     t_probe_destroy(&p);
 }
 
@@ -608,7 +652,7 @@ static void exit_in_init_case(int reason)
     T_ASSERT_EVENTUALLY(atomic_load(&k.term_calls) == 1, "terminate must run: init returned 0");
     cr_assert_eq(atomic_load(&k.term_reason), reason);
     cr_assert_eq(atomic_load(&k.handled), 0, "a message was handled after nsys_exit in init");
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     cr_assert_eq(atomic_load(&k.term_calls), 1);
     t_probe_destroy(&p);
 }
@@ -646,7 +690,7 @@ Test(spawn, monitor_at_spawn_gives_the_id_the_down_carries)
     cr_assert_eq(d.monitor, mon);
     cr_assert_eq(d.ref, s.ref);
     cr_assert_eq(d.reason, NSYS_EMSGSIZE);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     t_probe_destroy(&p);
 }
 
@@ -675,7 +719,7 @@ Test(spawn, link_at_spawn_links_both_ways)
     cr_assert_eq(d.reason, NSYS_EBUSY);
     T_ASSERT_EVENTUALLY(atomic_load(&k.term_calls) == 1);
     cr_assert_eq(atomic_load(&k.term_reason), NSYS_EBUSY);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     t_probe_destroy(&p);
     t_probe_destroy(&watcher);
 }
@@ -696,7 +740,7 @@ Test(spawn, link_or_monitor_at_spawn_from_outside_an_actor_is_refused)
     rc = nsys_spawn(rt, &kid_b, &o, NULL);
     cr_assert(rc == NSYS_ENOTACTOR || rc == NSYS_EINVAL, "monitor from outside: %s", nsys_errname(rc));
     cr_assert_eq(spawned_count(rt), 0, "a refused spawn created an actor");
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     cr_assert_eq(atomic_load(&k.args_freed), 0, "args_free ran although spawn failed");
     cr_assert_eq(atomic_load(&k.init_calls), 0);
 }
@@ -720,6 +764,160 @@ Test(spawn, monitor_at_spawn_without_an_id_pointer_still_delivers_down)
     nsys_down_t d;
     cr_assert(t_probe_wait_down(&p, 0, &d, T_WAIT_MS));
     cr_assert_eq(d.reason, NSYS_ENOSPC);
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
     t_probe_destroy(&p);
+}
+
+/* ---- start acknowledgement -------------------------------------------------- */
+
+static int started_count(t_probe_t *p)
+{
+    return (int)t_recs_count_type(&p->inbox, NSYS_MSG_STARTED);
+}
+
+Test(spawn, ack_sends_started_to_the_parent_once_init_returns)
+{
+    nsys_runtime_t *rt = NULL;
+    cr_assert_eq(t_runtime(2, &rt), 0);
+    t_probe_t p;
+    t_probe_init(&p);
+    nsys_ref_t pref;
+    cr_assert_eq(t_probe_spawn(rt, &p, NULL, &pref), 0);
+    kid_t k = {0};
+    inner_spawn_t s = {kid_opts(&k), &kid_b, -1, 0, 0, 0};
+    s.opts.ack = true;
+    cr_assert_eq(t_call(rt, pref, fn_spawn, &s, NULL), 0);
+    cr_assert_eq(s.rc, 0);
+    cr_assert(t_recs_wait_type(&p.inbox, NSYS_MSG_STARTED, 1, T_WAIT_MS), "no NSYS_MSG_STARTED");
+    cr_assert_eq(atomic_load(&k.init_calls), 1, "STARTED came before init returned");
+    t_rec_t r;
+    t_recs_get(&p.inbox, (size_t)t_recs_find_type(&p.inbox, NSYS_MSG_STARTED, 0), &r);
+    nsys_started_t st;
+    memcpy(&st, r.bytes, sizeof(st));
+    cr_assert_eq(r.size, sizeof(nsys_started_t));
+    cr_assert_eq(st.ref, s.ref);
+    cr_assert_eq(r.from, s.ref);
+    cr_assert_eq(nsys_send(rt, pref, T_MSG_SENTINEL, NULL, 0), 0);
+    cr_assert(t_recs_wait_type(&p.inbox, T_MSG_SENTINEL, 1, T_WAIT_MS));
+    cr_assert_eq(started_count(&p), 1, "more than one STARTED");
+    T_RUNTIME_FREE(rt);
+    t_probe_destroy(&p);
+}
+
+Test(spawn, no_started_without_ack_and_none_when_init_fails)
+{
+    nsys_runtime_t *rt = NULL;
+    cr_assert_eq(t_runtime(2, &rt), 0);
+    t_probe_t p;
+    t_probe_init(&p);
+    nsys_ref_t pref;
+    cr_assert_eq(t_probe_spawn(rt, &p, NULL, &pref), 0);
+    kid_t plain = {0}, failing = {0};
+    failing.init_rc = NSYS_ECANCELED;
+    inner_spawn_t s1 = {kid_opts(&plain), &kid_b, -1, 0, 0, 0};
+    s1.opts.monitor = true;
+    cr_assert_eq(t_call(rt, pref, fn_spawn, &s1, NULL), 0);
+    inner_spawn_t s2 = {kid_opts(&failing), &kid_b, -1, 0, 0, 0};
+    s2.opts.monitor = true;
+    s2.opts.ack = true;
+    cr_assert_eq(t_call(rt, pref, fn_spawn, &s2, NULL), 0);
+    nsys_down_t d;
+    cr_assert(t_probe_wait_down(&p, 0, &d, T_WAIT_MS));
+    cr_assert_eq(d.ref, s2.ref);
+    cr_assert_eq(d.reason, NSYS_ECANCELED);
+    T_ASSERT_EVENTUALLY(atomic_load(&plain.init_calls) == 1);
+    cr_assert_eq(t_send_int(rt, s1.ref, T_MSG_EXITME, 0), 0);
+    cr_assert(t_probe_wait_down(&p, 1, &d, T_WAIT_MS));
+    cr_assert_eq(started_count(&p), 0, "STARTED without ack, or after a failed init");
+    T_RUNTIME_FREE(rt);
+    t_probe_destroy(&p);
+}
+
+static int fn_ack(nsys_ctx_t *ctx, void *arg)
+{
+    (void)arg;
+    return nsys_ack(ctx);
+}
+
+static void spawn_deferring_child(nsys_runtime_t *rt, nsys_ref_t pref, t_probe_t *child, nsys_ref_t *cref)
+{
+    child->defer_ack = true;
+    inner_spawn_t s = {NSYS_SPAWN_OPTS_DEFAULTS, t_probe_behaviour(), -1, 0, 0, 0};
+    s.opts.args = child;
+    s.opts.ack = true;
+    s.opts.monitor = true;
+    cr_assert_eq(t_call(rt, pref, fn_spawn, &s, NULL), 0);
+    cr_assert_eq(s.rc, 0);
+    *cref = s.ref;
+    /* the child's init has run once it answers a call */
+    cr_assert_eq(t_call(rt, s.ref, t_fn_noop, NULL, NULL), 0);
+}
+
+Test(spawn, defer_ack_holds_started_until_the_child_calls_ack)
+{
+    nsys_runtime_t *rt = NULL;
+    cr_assert_eq(t_runtime(2, &rt), 0);
+    t_probe_t p, child;
+    t_probe_init(&p);
+    t_probe_init(&child);
+    nsys_ref_t pref, cref;
+    cr_assert_eq(t_probe_spawn(rt, &p, NULL, &pref), 0);
+    spawn_deferring_child(rt, pref, &child, &cref);
+    cr_assert_eq(nsys_send(rt, pref, T_MSG_SENTINEL, NULL, 0), 0);
+    cr_assert(t_recs_wait_type(&p.inbox, T_MSG_SENTINEL, 1, T_WAIT_MS));
+    cr_assert_eq(started_count(&p), 0, "STARTED although the child deferred it");
+    int fn_rc = -1;
+    cr_assert_eq(t_call(rt, cref, fn_ack, NULL, &fn_rc), 0);
+    cr_assert_eq(fn_rc, 0, "nsys_ack: %s", nsys_errname(fn_rc));
+    cr_assert(t_recs_wait_type(&p.inbox, NSYS_MSG_STARTED, 1, T_WAIT_MS), "nsys_ack sent nothing");
+    t_rec_t r;
+    t_recs_get(&p.inbox, (size_t)t_recs_find_type(&p.inbox, NSYS_MSG_STARTED, 0), &r);
+    nsys_started_t st;
+    memcpy(&st, r.bytes, sizeof(st));
+    cr_assert_eq(st.ref, cref);
+    /* a second ack sends nothing more */
+    cr_assert_eq(t_call(rt, cref, fn_ack, NULL, &fn_rc), 0);
+    cr_assert_eq(nsys_send(rt, pref, T_MSG_SENTINEL, NULL, 0), 0);
+    cr_assert(t_recs_wait_type(&p.inbox, T_MSG_SENTINEL, 2, T_WAIT_MS));
+    cr_assert_eq(started_count(&p), 1);
+    T_RUNTIME_FREE(rt);
+    t_probe_destroy(&p);
+    t_probe_destroy(&child);
+}
+
+Test(spawn, a_child_that_exits_before_its_deferred_ack_shows_only_the_exit)
+{
+    nsys_runtime_t *rt = NULL;
+    cr_assert_eq(t_runtime(2, &rt), 0);
+    t_probe_t p, child;
+    t_probe_init(&p);
+    t_probe_init(&child);
+    nsys_ref_t pref, cref;
+    cr_assert_eq(t_probe_spawn(rt, &p, NULL, &pref), 0);
+    spawn_deferring_child(rt, pref, &child, &cref);
+    cr_assert_eq(t_send_int(rt, cref, T_MSG_EXITME, NSYS_ETIMEDOUT), 0);
+    nsys_down_t d;
+    cr_assert(t_probe_wait_down(&p, 0, &d, T_WAIT_MS));
+    cr_assert_eq(d.reason, NSYS_ETIMEDOUT);
+    cr_assert_eq(nsys_send(rt, pref, T_MSG_SENTINEL, NULL, 0), 0);
+    cr_assert(t_recs_wait_type(&p.inbox, T_MSG_SENTINEL, 1, T_WAIT_MS));
+    cr_assert_eq(started_count(&p), 0, "STARTED for a child that never acknowledged");
+    T_RUNTIME_FREE(rt);
+    t_probe_destroy(&p);
+    t_probe_destroy(&child);
+}
+
+Test(spawn, ack_from_outside_an_actor_is_refused)
+{
+    nsys_runtime_t *rt = NULL;
+    cr_assert_eq(t_runtime(1, &rt), 0);
+    kid_t k = {0};
+    nsys_spawn_opts_t o = kid_opts(&k);
+    o.ack = true;
+    int rc = nsys_spawn(rt, &kid_b, &o, NULL);
+    cr_assert(rc == NSYS_ENOTACTOR || rc == NSYS_EINVAL, "ack from outside: %s", nsys_errname(rc));
+    cr_assert_eq(spawned_count(rt), 0);
+    T_RUNTIME_FREE(rt);
+    cr_assert_eq(atomic_load(&k.args_freed), 0);
+    cr_assert_lt(nsys_ack(NULL), 0);
 }

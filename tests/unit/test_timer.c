@@ -32,7 +32,7 @@ static timer_env_t *env_new(void)
 
 static void env_free(timer_env_t *e)
 {
-    nsys_runtime_free(e->rt);
+    T_RUNTIME_FREE(e->rt);
     t_probe_destroy(&e->a);
     t_probe_destroy(&e->b);
     free(e);
@@ -146,6 +146,44 @@ Test(timer, a_timer_message_is_from_its_actor_carries_a_copy_and_is_not_early)
     env_free(e);
 }
 
+static int slow_handle(nsys_ctx_t *ctx, void *state, nsys_msg_t *msg)
+{
+    (void)ctx;
+    (void)state;
+    (void)msg;
+    t_busy_us(50000);
+    return 0;
+}
+
+Test(timer, a_timer_started_right_after_a_slow_handler_is_not_early)
+{
+    /* One scheduler: the probe's turn comes right after a 50 ms handler, so
+     * a loop clock cached before that handler is 50 ms stale. */
+    static const nsys_behaviour_t slow_b = {.name = "test.slow", .handle = slow_handle};
+    nsys_runtime_t *rt = NULL;
+    cr_assert_eq(t_runtime(1, &rt), 0);
+    t_probe_t p;
+    t_probe_init(&p);
+    nsys_ref_t pref, slow;
+    cr_assert_eq(t_probe_spawn(rt, &p, NULL, &pref), 0);
+    cr_assert_eq(nsys_spawn(rt, &slow_b, NULL, &slow), 0);
+    cr_assert_eq(t_call(rt, pref, t_fn_noop, NULL, NULL), 0);
+    for (int round = 0; round < 3; round++) {
+        cr_assert_eq(nsys_send(rt, slow, T_MSG_A, NULL, 0), 0);
+        after_arg_t a = {NSYS_REF_NONE, 30, T_MSG_TICK, round, 0, -1, 0};
+        cr_assert_eq(t_call(rt, pref, fn_after, &a, NULL), 0);
+        cr_assert_eq(a.rc, 0);
+        cr_assert(t_recs_wait_type(&p.inbox, T_MSG_TICK, (size_t)round + 1, T_WAIT_MS));
+        t_rec_t r;
+        t_recs_get(&p.inbox, (size_t)t_recs_find_type(&p.inbox, T_MSG_TICK, (size_t)round), &r);
+        double waited = (double)(r.t_ns - a.t0_ns) / 1e6;
+        cr_assert_geq(waited, 28.0, "round %d: a 30 ms timer fired after %.1f ms (stale loop clock?)", round,
+                      waited);
+    }
+    T_RUNTIME_FREE(rt);
+    t_probe_destroy(&p);
+}
+
 Test(timer, send_after_delivers_to_another_actor)
 {
     timer_env_t *e = env_new();
@@ -172,18 +210,23 @@ typedef struct many_arg {
     int failures;
 } many_arg_t;
 
+typedef struct due {
+    int delay;
+    uint64_t created_ns;
+} due_t;
+
 static int fn_many(nsys_ctx_t *ctx, void *arg)
 {
     many_arg_t *m = arg;
     for (int i = 0; i < m->n; i++) {
-        int delay = (i * 37) % 50;
-        if (nsys_send_after(ctx, NSYS_REF_NONE, (uint64_t)delay, T_MSG_TICK, &delay, sizeof(delay), NULL) != 0)
+        due_t d = {(i * 37) % 50, t_now_ns()};
+        if (nsys_send_after(ctx, NSYS_REF_NONE, (uint64_t)d.delay, T_MSG_TICK, &d, sizeof(d), NULL) != 0)
             m->failures++;
     }
     return 0;
 }
 
-Test(timer, many_timers_each_fire_once_in_delay_order)
+Test(timer, many_timers_each_fire_once_in_due_order)
 {
     timer_env_t *e = env_new();
     many_arg_t m = {500, 0};
@@ -193,13 +236,23 @@ Test(timer, many_timers_each_fire_once_in_delay_order)
     start_after(e, e->ra, NSYS_REF_NONE, 60, T_MSG_SENTINEL, 0);
     cr_assert(t_recs_wait_type(&e->a.inbox, T_MSG_SENTINEL, 1, T_WAIT_MS));
     cr_assert_eq(t_recs_count_type(&e->a.inbox, T_MSG_TICK), 500, "a timer fired twice");
-    int last = -1;
+    /* Creating 500 timers takes a while (a long while under sanitizers), so
+     * order by due time = creation + delay; loop time has 1 ms steps. */
+    uint64_t last_due = 0;
+    int last_delay = -1;
     for (size_t k = 0; k < 500; k++) {
         t_rec_t r;
         t_recs_get(&e->a.inbox, (size_t)t_recs_find_type(&e->a.inbox, T_MSG_TICK, k), &r);
-        int d = t_rec_int(&r);
-        cr_assert_geq(d, last, "a %d ms timer fired after a %d ms one", last, d);
-        last = d;
+        due_t d;
+        memcpy(&d, r.bytes, sizeof(d));
+        uint64_t due = d.created_ns + (uint64_t)d.delay * 1000000u;
+        cr_assert_geq(due + 2000000u, last_due, "a %d ms timer (due %.1f ms later) fired before a %d ms one",
+                      last_delay, (double)(last_due - due) / 1e6, d.delay);
+        cr_assert_geq(r.t_ns + 1000000u, due, "a %d ms timer fired early", d.delay);
+        if (due > last_due) {
+            last_due = due;
+            last_delay = d.delay;
+        }
     }
     env_free(e);
 }
@@ -403,7 +456,7 @@ Test(timer, cancel_drops_a_firing_already_queued_to_the_actor)
         t_probe_destroy(&p);
         t_gate_destroy(&q.all_sent);
     }
-    nsys_runtime_free(rt);
+    T_RUNTIME_FREE(rt);
 }
 
 /* ---- owner exit ---------------------------------------------------------- */
@@ -447,6 +500,7 @@ Test(timer, timers_of_an_exited_actor_never_fire)
 Test(timer, a_timer_aimed_at_a_dead_actor_is_harmless)
 {
     timer_env_t *e = env_new();
+    T_ASSERT_EVENTUALLY(atomic_load(&e->b.inited) == 1);
     cr_assert_eq(nsys_kill(e->rt, e->rb), 0);
     T_ASSERT_EVENTUALLY(atomic_load(&e->b.terminated) == 1);
     after_arg_t a = {e->rb, 5, T_MSG_TICK, 1, 0, -1, 0};

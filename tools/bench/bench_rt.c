@@ -21,12 +21,8 @@ int bench_run_start(bench_run_t *run, const char *cmd, const bench_rt_opts_t *op
     atomic_init(&run->failed, false);
     atomic_init(&run->t0_ns, 0);
     atomic_init(&run->t1_ns, 0);
-    pthread_mutex_init(&run->lock, NULL);
+    atomic_init(&run->error_state, 0);
 
-    if (opts->schedulers == 0 || opts->schedulers > 1024) {
-        bench_err(cmd, "--schedulers must be 1..1024");
-        return 1;
-    }
     nsys_runtime_opts_t ro = NSYS_RUNTIME_OPTS_DEFAULTS;
     ro.schedulers = (unsigned)opts->schedulers;
     ro.batch = (unsigned)opts->batch;
@@ -34,9 +30,19 @@ int bench_run_start(bench_run_t *run, const char *cmd, const bench_rt_opts_t *op
     ro.max_actors = max_actors;
     int rc = nsys_runtime_new(&ro, &run->rt);
     if (rc != 0) {
-        bench_err(cmd, "nsys_runtime_new: %s", nsys_strerror(rc));
         run->rt = NULL;
+        bench_run_fail(run, "nsys_runtime_new: %s", nsys_strerror(rc));
         return 1;
+    }
+    return 0;
+}
+
+int bench_rt_opts_check(const char *cmd, const bench_rt_opts_t *opts)
+{
+    if (opts->schedulers == 0 || opts->schedulers > 1024 || opts->batch > 1000000 ||
+        opts->spin_us > 1e6) {
+        bench_err(cmd, "need 1 <= --schedulers <= 1024, --rt-batch <= 1000000, --spin-us <= 1e6");
+        return 2;
     }
     return 0;
 }
@@ -48,13 +54,13 @@ void bench_run_fail(bench_run_t *run, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    pthread_mutex_lock(&run->lock);
-    bool first = !atomic_load(&run->failed);
+    int none = 0;
+    bool first = atomic_compare_exchange_strong(&run->error_state, &none, 1);
     if (first) {
         memcpy(run->error, msg, sizeof msg);
-        atomic_store(&run->failed, true);
+        atomic_store(&run->error_state, 2);
     }
-    pthread_mutex_unlock(&run->lock);
+    atomic_store(&run->failed, true);
     bench_err(run->cmd, "%s", msg);
     if (first && run->rt != NULL)
         nsys_runtime_request_stop(run->rt, 1);
@@ -126,21 +132,19 @@ void bench_run_json_counters(bench_run_t *run, bench_json_t *j)
 
 int bench_run_finish(bench_run_t *run)
 {
-    int result = 0;
-    if (run->rt != NULL) {
-        int rc = nsys_runtime_stop(run->rt);
-        if (rc != 0) {
-            bench_err(run->cmd, "nsys_runtime_stop: %s", nsys_strerror(rc));
-            result = 1;
-        }
-        nsys_runtime_free(run->rt);
-        run->rt = NULL;
+    if (run->rt == NULL)
+        return 0;
+    int rc = nsys_runtime_stop(run->rt);
+    nsys_runtime_free(run->rt);
+    run->rt = NULL;
+    if (rc != 0) {
+        bench_run_fail(run, "nsys_runtime_stop: %s", nsys_strerror(rc));
+        return 1;
     }
-    pthread_mutex_destroy(&run->lock);
-    return result;
+    return 0;
 }
 
 const char *bench_run_error(bench_run_t *run)
 {
-    return atomic_load(&run->failed) ? run->error : "";
+    return atomic_load(&run->error_state) == 2 ? run->error : "";
 }

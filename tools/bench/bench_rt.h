@@ -8,7 +8,6 @@
 #ifndef NSYS_TOOLS_BENCH_RT_H
 #define NSYS_TOOLS_BENCH_RT_H
 
-#include <pthread.h>
 #include <stdatomic.h>
 
 #include <netsys/netsys.h>
@@ -45,11 +44,14 @@ typedef struct bench_run {
     atomic_bool failed;
     _Atomic uint64_t t0_ns;
     _Atomic uint64_t t1_ns;
-    pthread_mutex_t lock; /* guards error */
+    atomic_int error_state; /* 0: none, 1: being written, 2: error holds the first failure */
     char error[256];
 } bench_run_t;
 
-/* Creates the runtime. Returns 0, or 1 with a message on stderr. */
+/* Checks the options after parsing: 0, or 2 with a message on stderr. */
+int bench_rt_opts_check(const char *cmd, const bench_rt_opts_t *opts);
+
+/* Creates the runtime. Returns 0, or 1 with the failure recorded. */
 int bench_run_start(bench_run_t *run, const char *cmd, const bench_rt_opts_t *opts,
                     uint32_t max_actors);
 

@@ -203,6 +203,8 @@ static int run_w1(int argc, char **argv)
     int prc = bench_parse(argc, argv, w1_usage, opts, &common);
     if (prc != 0)
         return prc == 1 ? 0 : prc;
+    if (bench_rt_opts_check("w1", &rto) != 0)
+        return 2;
     bool same;
     if (strcmp(placement, "any") == 0) {
         same = false;
@@ -221,12 +223,9 @@ static int run_w1(int argc, char **argv)
     if (w == NULL)
         return 1;
     w->n = n;
-    if (bench_run_start(&w->run, "w1", &rto, 0) != 0) {
-        free(w);
-        return 1;
-    }
     nsys_placement_t pl = same ? NSYS_PLACE_INDEX : NSYS_PLACE_ANY;
-    int ok = spawn_actor(&w->run, &w1_ponger_behaviour, pl, 0, w, &w->ponger) == 0 &&
+    int ok = bench_run_start(&w->run, "w1", &rto, 0) == 0 &&
+             spawn_actor(&w->run, &w1_ponger_behaviour, pl, 0, w, &w->ponger) == 0 &&
              spawn_actor(&w->run, &w1_pinger_behaviour, pl, 0, w, &w->pinger) == 0 &&
              bench_run_await_ready(&w->run, 2) == 0;
     if (ok) {
@@ -509,6 +508,8 @@ static int run_w2(int argc, char **argv)
     int prc = bench_parse(argc, argv, w2_usage, opts, &common);
     if (prc != 0)
         return prc == 1 ? 0 : prc;
+    if (bench_rt_opts_check("w2", &rto) != 0)
+        return 2;
     if (producers == 0 || producers > BENCH_FANIN_MAX_PRODUCERS || m < producers ||
         m > BENCH_FANIN_MAX_M || batch == 0 || window == 1 || window % 2 != 0) {
         bench_err("w2",
@@ -775,6 +776,8 @@ static int run_w3(int argc, char **argv)
     int prc = bench_parse(argc, argv, w3_usage, opts, &common);
     if (prc != 0)
         return prc == 1 ? 0 : prc;
+    if (bench_rt_opts_check("w3", &rto) != 0)
+        return 2;
     if (n == 0 || n > (UINT64_C(1) << 31) || batch == 0) {
         bench_err("w3", "need 1 <= n <= 2^31 and batch >= 1");
         return 2;

@@ -12,18 +12,21 @@
 #include "cli.h"
 
 #include <getopt.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef enum graph_format { GRAPH_DOT, GRAPH_MERMAID } graph_format_t;
+
+typedef struct graph_edge {
+    unsigned from, to, position; /* position 0: the template edge */
+} graph_edge_t;
 
 typedef struct graph {
     graph_format_t format;
     FILE *out;
     unsigned next_id; /* the next node's number */
     /* Edges are printed after every node, in the order they were found. */
-    struct graph_edge {
-        unsigned from, to, position; /* position 0: the template edge */
-    } *edges;
+    graph_edge_t *edges;
     size_t nedges, cap;
     bool oom;
 } graph_t;
@@ -119,7 +122,7 @@ static void add_edge(graph_t *g, unsigned from, unsigned to, unsigned position)
 {
     if (g->nedges == g->cap) {
         size_t cap = g->cap ? g->cap * 2 : 16;
-        struct graph_edge *e = realloc(g->edges, cap * sizeof *e);
+        graph_edge_t *e = realloc(g->edges, cap * sizeof *e);
         if (e == NULL) {
             g->oom = true;
             return;
@@ -127,7 +130,7 @@ static void add_edge(graph_t *g, unsigned from, unsigned to, unsigned position)
         g->edges = e;
         g->cap = cap;
     }
-    g->edges[g->nedges++] = (struct graph_edge){from, to, position};
+    g->edges[g->nedges++] = (graph_edge_t){from, to, position};
 }
 
 static void put_supervisor(graph_t *g, const nsys_sup_spec_t *spec, unsigned self);
@@ -177,7 +180,7 @@ static int print_graph(const nsys_config_t *cfg, graph_format_t format)
     put_node(&g, g.next_id++, NODE_ROOT, name, what, NULL);
     put_supervisor(&g, root, 0);
     for (size_t i = 0; i < g.nedges && !g.oom; i++) {
-        const struct graph_edge *e = &g.edges[i];
+        const graph_edge_t *e = &g.edges[i];
         if (format == GRAPH_DOT && e->position == 0)
             printf("    n%u -> n%u [label=\"*\", style=dashed];\n", e->from, e->to);
         else if (format == GRAPH_DOT)

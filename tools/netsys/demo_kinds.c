@@ -24,6 +24,8 @@ enum {
 
 #define DEMO_INTERVAL_DEFAULT "1s"
 #define FLAKY_FAIL_EVERY_DEFAULT "3s"
+#define DEMO_MIN_MS 1u /* the range of every demo duration: 1ms..1h */
+#define DEMO_MAX_MS 3600000u
 
 /* ---- args ----------------------------------------------------------------- */
 
@@ -39,22 +41,83 @@ static uint64_t duration_arg(const cJSON *args, const char *key, const char *fal
     return ms;
 }
 
-/* Checks that `args` is absent or an object whose only keys are durations
- * named in `keys` (NULL-terminated), each > 0. */
+/* Appends `s` to `out` with JSON string escapes (no surrounding quotes). */
+static void put_escaped(char *out, size_t cap, const char *s)
+{
+    size_t n = strlen(out);
+    for (; *s != '\0' && n + 7 < cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            n += (size_t)snprintf(out + n, cap - n, "\\%c", c);
+        else if (c < 0x20 || c == 0x7F)
+            n += (size_t)snprintf(out + n, cap - n, "\\u%04x", c);
+        else
+            out[n++] = (char)c;
+        out[n] = '\0';
+    }
+}
+
+/* `path` + the segment for `key`, written the way config/ writes paths:
+ * ".key" for an identifier, "['key']" otherwise. */
+static void key_path(char *out, size_t cap, const char *path, const char *key)
+{
+    bool plain =
+        (key[0] >= 'A' && key[0] <= 'Z') || (key[0] >= 'a' && key[0] <= 'z') || key[0] == '_';
+    for (const char *p = key; plain && *p != '\0'; p++)
+        plain = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+                *p == '_';
+    if (plain && strlen(key) <= 64) {
+        snprintf(out, cap, "%s.%s", path, key);
+        return;
+    }
+    snprintf(out, cap, "%s['", path);
+    char escaped[256] = "";
+    put_escaped(escaped, sizeof escaped, key);
+    size_t n = strlen(out);
+    for (const char *p = escaped; *p != '\0' && n + 3 < cap; p++) {
+        if (*p == '\'')
+            out[n++] = '\\';
+        out[n++] = *p;
+    }
+    snprintf(out + n, cap - n, "']");
+}
+
+/* ", got ..." as config/ writes it: a string's value, other types by name. */
+static void got_text(char *out, size_t cap, const cJSON *item)
+{
+    if (cJSON_IsString(item)) {
+        snprintf(out, cap, ", got \"");
+        put_escaped(out, cap - 1, item->valuestring);
+        strncat(out, "\"", cap - strlen(out) - 1);
+        return;
+    }
+    const char *what = cJSON_IsNumber(item)  ? "a number"
+                       : cJSON_IsTrue(item)  ? "true"
+                       : cJSON_IsFalse(item) ? "false"
+                       : cJSON_IsNull(item)  ? "null"
+                       : cJSON_IsArray(item) ? "an array"
+                                             : "an object";
+    snprintf(out, cap, ", got %s", what);
+}
+
+/* Checks that `args` is absent or an object whose only keys are the
+ * durations named in `keys` (NULL-terminated), each within 1ms..1h. */
 static void validate_duration_args(const cJSON *args, const char *path, nsys_config_diag_t *d,
                                    const char *const *keys)
 {
-    if (args == NULL || cJSON_IsNull(args))
+    if (args == NULL)
         return;
     if (!cJSON_IsObject(args)) {
-        nsys_config_error(d, path, "expected an object");
+        char got[128];
+        got_text(got, sizeof got, args);
+        nsys_config_error(d, path, "expected an object%s", got);
         return;
     }
     for (const cJSON *item = args->child; item != NULL; item = item->next) {
-        char at[512];
+        char at[512], got[160];
         bool known = false;
 
-        snprintf(at, sizeof at, "%s.%s", path, item->string);
+        key_path(at, sizeof at, path, item->string);
         for (size_t i = 0; keys[i] != NULL && !known; i++)
             known = strcmp(item->string, keys[i]) == 0;
         if (!known) {
@@ -64,16 +127,17 @@ static void validate_duration_args(const cJSON *args, const char *path, nsys_con
                 snprintf(expected + used, sizeof expected - used, "%s\"%s\"", i ? ", " : "",
                          keys[i]);
             }
-            nsys_config_error(d, at, "unknown key (expected %s)", expected);
+            nsys_config_error(d, at, "unknown key; expected one of %s", expected);
             continue;
         }
         uint64_t ms = 0;
-        if (!cJSON_IsString(item) || nsys_config_parse_duration(item->valuestring, &ms) != 0) {
-            nsys_config_error(d, at, "expected a duration such as \"500ms\" or \"2s\"");
-        } else if (ms == 0) {
-            nsys_config_error(d, at, "expected a duration greater than 0, got \"%s\"",
-                              item->valuestring);
-        }
+        int rc =
+            cJSON_IsString(item) ? nsys_config_parse_duration(item->valuestring, &ms) : NSYS_EINVAL;
+        got_text(got, sizeof got, item);
+        if (rc == NSYS_EINVAL)
+            nsys_config_error(d, at, "expected a duration such as \"500ms\" or \"5s\"%s", got);
+        else if (rc != 0 || ms < DEMO_MIN_MS || ms > DEMO_MAX_MS)
+            nsys_config_error(d, at, "expected a duration 1ms..1h%s", got);
     }
 }
 

@@ -29,14 +29,18 @@ static const cli_command_t commands[] = {
 
 void cli_error(const char *fmt, ...)
 {
+    char line[1024];
     va_list ap;
 
-    fflush(stdout);
-    fputs("netsys: ", stderr);
+    /* One write, so that the observer's event lines on the same stream
+     * cannot land inside it. */
+    int n = snprintf(line, sizeof line, "netsys: ");
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    strcat(line, "\n");
+    fflush(stdout);
+    fputs(line, stderr);
 }
 
 int cli_usage_error(const char *cmd)

@@ -2,7 +2,7 @@
 # tools/quickstart.sh — from a clean clone on Debian 12 to a running demo or a
 # green test run, in one command.
 #
-#   tools/quickstart.sh demo           install deps, build "release", run the ring demo
+#   tools/quickstart.sh demo           install deps, build "release", run `netsys run`
 #   tools/quickstart.sh test [PRESET]  install deps, build PRESET (default release), run ctest
 #
 # PRESET is one of CMakePresets.json's: dev, release, asan, tsan, ubsan.
@@ -123,8 +123,8 @@ main() {
 
     case $cmd in
     demo)
-        log "run build/$preset/examples/netsys-hello"
-        "build/$preset/examples/netsys-hello"
+        log "run build/$preset/tools/netsys/netsys run (the default tree; Ctrl-C stops it)"
+        "build/$preset/tools/netsys/netsys" run
         ;;
     test)
         log "test (preset $preset)"

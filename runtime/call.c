@@ -34,10 +34,10 @@ static void rv_release(void *p)
         return;
     uv_mutex_destroy(&rv->mu);
     uv_cond_destroy(&rv->cond);
-    if (rv->request_free != NULL)
-        rv->request_free(rv->request);
-    else
+    if (rv->request_free == NULL)
         free(rv->request);
+    else if (rv->request != NULL) /* not moved to the receiver */
+        rv->request_free(rv->request);
     free(rv->reply);
     free(rv);
 }

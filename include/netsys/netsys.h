@@ -15,6 +15,7 @@
 #include "buf.h"
 #include "config.h"
 #include "error.h"
+#include "framing.h"
 #include "log.h"
 #include "runtime.h"
 #include "supervisor.h"

@@ -255,6 +255,68 @@ Test(call, from_a_scheduler_thread_is_refused_with_ebusy)
     t_probe_destroy(&p);
 }
 
+static atomic_int g_ptr_freed;
+static atomic_int g_null_freed;
+
+static void count_ptr_free(void *p)
+{
+    if (p == NULL)
+        atomic_fetch_add(&g_null_freed, 1);
+    free(p);
+    atomic_fetch_add(&g_ptr_freed, 1);
+}
+
+Test(call, call_ptr_delivers_the_pointer_and_frees_it_once)
+{
+    call_env_t *e = env_new();
+    char *req = malloc(6);
+    memcpy(req, "moved", 6);
+    void *reply = NULL;
+    size_t size = 0;
+    cr_assert_eq(nsys_call_ptr(e->rt, e->ref, T_MSG_ECHO, req, 6, count_ptr_free, 5000, NULL, &reply, &size), 0);
+    cr_assert_eq(size, 6);
+    cr_assert_str_eq(reply, "moved");
+    nsys_free(reply);
+    T_ASSERT_EVENTUALLY(atomic_load(&g_ptr_freed) >= 1, "the request pointer was not released after handling");
+    T_RUNTIME_FREE(e->rt);
+    free(e);
+    cr_assert_eq(atomic_load(&g_null_freed), 0, "free_fn was called %d times with NULL",
+                 atomic_load(&g_null_freed));
+    cr_assert_eq(atomic_load(&g_ptr_freed), 1, "free_fn ran %d times for one request", atomic_load(&g_ptr_freed));
+}
+
+Test(call, call_ptr_releases_the_pointer_on_every_failure)
+{
+    call_env_t *e = env_new();
+    void *reply = NULL;
+    nsys_ref_t never = ((nsys_ref_t)9 << 32) | 1234u;
+    cr_assert_eq(nsys_call_ptr(e->rt, never, T_MSG_ECHO, malloc(8), 8, count_ptr_free, 1000, NULL, &reply, NULL),
+                 NSYS_ENOACTOR);
+    T_ASSERT_EVENTUALLY(atomic_load(&g_ptr_freed) >= 1, "not released after ENOACTOR");
+    cr_assert_eq(nsys_call_ptr(e->rt, e->ref, 3, malloc(8), 8, count_ptr_free, 1000, NULL, &reply, NULL),
+                 NSYS_EINVAL);
+    T_ASSERT_EVENTUALLY(atomic_load(&g_ptr_freed) - atomic_load(&g_null_freed) >= 2, "not released after EINVAL");
+    cr_assert_eq(nsys_call_ptr(e->rt, e->ref, T_MSG_IGNORE, malloc(8), 8, count_ptr_free, 30, NULL, &reply, NULL),
+                 NSYS_ETIMEDOUT);
+    T_ASSERT_EVENTUALLY(atomic_load(&g_ptr_freed) - atomic_load(&g_null_freed) >= 3, "not released after a timeout");
+    cr_assert_null(reply);
+    T_RUNTIME_FREE(e->rt);
+    free(e);
+    cr_assert_eq(atomic_load(&g_null_freed), 0, "free_fn was called %d times with NULL",
+                 atomic_load(&g_null_freed));
+    cr_assert_eq(atomic_load(&g_ptr_freed), 3, "free_fn ran %d times for 3 requests", atomic_load(&g_ptr_freed));
+}
+
+Test(call, call_ptr_without_free_fn_is_refused)
+{
+    call_env_t *e = env_new();
+    static char keep[4] = "abc";
+    void *reply = NULL;
+    cr_assert_eq(nsys_call_ptr(e->rt, e->ref, T_MSG_ECHO, keep, 4, NULL, 1000, NULL, &reply, NULL), NSYS_EINVAL);
+    cr_assert_eq(atomic_load(&e->s.requests), 0);
+    env_free(e);
+}
+
 #define CALLERS 4
 #define CALLS 300
 

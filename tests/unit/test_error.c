@@ -14,11 +14,12 @@
 
 #include "common/wait.h"
 
-static const int own_codes[] = {NSYS_ENOACTOR, NSYS_ESTOPPED, NSYS_ESHUTDOWN, NSYS_EKILLED, NSYS_ENAMETAKEN,
-                                NSYS_EHASNAME, NSYS_ENOTACTOR, NSYS_ECONFIG,  NSYS_EFAILED};
-static const char *const own_names[] = {"NSYS_ENOACTOR",   "NSYS_ESTOPPED", "NSYS_ESHUTDOWN",
-                                        "NSYS_EKILLED",    "NSYS_ENAMETAKEN", "NSYS_EHASNAME",
-                                        "NSYS_ENOTACTOR",  "NSYS_ECONFIG",  "NSYS_EFAILED"};
+static const int own_codes[] = {NSYS_ENOACTOR, NSYS_ESTOPPED, NSYS_ESHUTDOWN, NSYS_EKILLED,
+                                NSYS_ENAMETAKEN, NSYS_EHASNAME, NSYS_ENOTACTOR, NSYS_ECONFIG,
+                                NSYS_EFAILED,  NSYS_ETOOMANY, NSYS_EGAVEUP};
+static const char *const own_names[] = {"NSYS_ENOACTOR",   "NSYS_ESTOPPED",  "NSYS_ESHUTDOWN", "NSYS_EKILLED",
+                                        "NSYS_ENAMETAKEN", "NSYS_EHASNAME",  "NSYS_ENOTACTOR", "NSYS_ECONFIG",
+                                        "NSYS_EFAILED",    "NSYS_ETOOMANY",  "NSYS_EGAVEUP"};
 #define N_OWN (sizeof(own_codes) / sizeof(own_codes[0]))
 
 Test(error, passes_system_codes_through_as_negative_errno)
@@ -104,6 +105,7 @@ Test(error, errname_calls_zero_normal_and_unknown_codes_unknown)
 {
     cr_assert_str_eq(nsys_errname(NSYS_REASON_NORMAL), "normal");
     cr_assert_str_eq(nsys_errname(-29999), "UNKNOWN");
+    cr_assert_str_eq(nsys_errname(-30099), "UNKNOWN");
     cr_assert_str_eq(nsys_errname(-31999), "UNKNOWN");
     cr_assert_str_eq(nsys_errname(INT_MIN), "UNKNOWN");
     cr_assert_str_eq(nsys_errname(INT_MAX), "UNKNOWN");
@@ -142,6 +144,7 @@ Test(error, reason_is_clean_accepts_only_normal_and_shutdown)
     cr_assert_not(nsys_reason_is_clean(NSYS_REASON_NOPROC));
     cr_assert_not(nsys_reason_is_clean(NSYS_EFAILED));
     cr_assert_not(nsys_reason_is_clean(NSYS_EINVAL));
+    cr_assert_not(nsys_reason_is_clean(NSYS_EGAVEUP));
     cr_assert_not(nsys_reason_is_clean(1));
     T_ASSERT_NO_LEAKS();
 }

@@ -103,7 +103,7 @@ Test(runtime, max_actors_bounds_the_actor_table)
     for (int i = 0; i < 4; i++)
         cr_assert_eq(t_probe_spawn(rt, &p[i], NULL, &refs[i]), 0, "spawn %d", i);
     int rc = t_probe_spawn(rt, &p[4], NULL, &refs[4]);
-    cr_assert_lt(rc, 0, "a 5th actor fit in a table of 4");
+    cr_assert_eq(rc, NSYS_ETOOMANY, "a 5th actor in a table of 4: %s", nsys_errname(rc));
     cr_assert_eq(t_send_int(rt, refs[0], T_MSG_EXITME, 0), 0);
     rc = -1;
     T_WAIT((rc = t_probe_spawn(rt, &p[4], NULL, &refs[4])) == 0, T_WAIT_MS);

@@ -87,6 +87,22 @@ static void ext_free(nsys__actor_t *a)
     a->ext = NULL;
 }
 
+/* Sends a DOWN for monitor `id` of `ref` to `watcher`. */
+static int send_down(nsys_runtime_t *rt, nsys_ref_t watcher, nsys_ref_t ref, uint64_t id, int reason)
+{
+    nsys_down_t d = {.ref = ref, .monitor = id, .reason = reason};
+    nsys__node_t *n = nsys__node_alloc(rt);
+    if (n == NULL)
+        return NSYS_ENOMEM;
+    n->msg.type = NSYS_MSG_DOWN;
+    n->msg.from = ref;
+    nsys__node_fill_copy(n, &d, sizeof d);
+    int rc = nsys__send_node(rt, watcher, n);
+    if (rc != 0)
+        nsys__node_free(rt, n);
+    return rc;
+}
+
 /* ---- context accessors ---------------------------------------------------- */
 
 nsys_ref_t nsys_self(const nsys_ctx_t *ctx) { return ctx != NULL ? ctx->self : NSYS_REF_NONE; }
@@ -475,17 +491,8 @@ void nsys__exit_actor(nsys__actor_t *a)
             nsys__sysmsg_t sm = {.ref = a->self, .reason = reason, .linked = 1};
             nsys__send_sys(rt, a->self, e->links[i], NSYS__MSG_SIGNAL, &sm);
         }
-        for (uint32_t i = 0; i < e->nwatchers; i++) {
-            nsys_down_t d = {.ref = a->self, .monitor = e->watchers[i].id, .reason = reason};
-            nsys__node_t *n = nsys__node_alloc(rt);
-            if (n == NULL)
-                continue;
-            n->msg.type = NSYS_MSG_DOWN;
-            n->msg.from = a->self;
-            nsys__node_fill_copy(n, &d, sizeof d);
-            if (nsys__send_node(rt, e->watchers[i].ref, n) != 0)
-                nsys__node_free(rt, n);
-        }
+        for (uint32_t i = 0; i < e->nwatchers; i++)
+            send_down(rt, e->watchers[i].ref, a->self, e->watchers[i].id, reason);
         for (uint32_t i = 0; i < e->nmonitors; i++) {
             nsys__sysmsg_t sm = {.id = e->monitors[i].id};
             nsys__send_sys(rt, a->self, e->monitors[i].ref, NSYS__MSG_DEMONITOR, &sm);
@@ -544,15 +551,7 @@ void nsys__finalize(nsys_runtime_t *rt, nsys__actor_t *a, bool quiet)
         if (quiet) {
             /* nothing is answered while everything stops */
         } else if (n->msg.type == NSYS__MSG_MONITOR) {
-            nsys_down_t d = {.ref = a->self, .monitor = sm->id, .reason = NSYS_REASON_NOPROC};
-            nsys__node_t *dn = nsys__node_alloc(rt);
-            if (dn != NULL) {
-                dn->msg.type = NSYS_MSG_DOWN;
-                dn->msg.from = a->self;
-                nsys__node_fill_copy(dn, &d, sizeof d);
-                if (nsys__send_node(rt, sm->ref, dn) != 0)
-                    nsys__node_free(rt, dn);
-            }
+            send_down(rt, sm->ref, a->self, sm->id, NSYS_REASON_NOPROC);
         } else if (n->msg.type == NSYS__MSG_LINK) {
             nsys__sysmsg_t ex = {.ref = a->self, .reason = NSYS_REASON_NOPROC, .linked = 1};
             nsys__send_sys(rt, a->self, sm->ref, NSYS__MSG_SIGNAL, &ex);
@@ -581,19 +580,8 @@ int nsys_monitor(nsys_ctx_t *ctx, nsys_ref_t target, uint64_t *monitor_id)
         return NSYS_ENOMEM;
     nsys__sysmsg_t sm = {.ref = ctx->self, .id = id};
     int rc = nsys__send_sys(rt, ctx->self, target, NSYS__MSG_MONITOR, &sm);
-    if (rc == NSYS_ENOACTOR) {
-        nsys_down_t d = {.ref = target, .monitor = id, .reason = NSYS_REASON_NOPROC};
-        nsys__node_t *n = nsys__node_alloc(rt);
-        rc = n == NULL ? NSYS_ENOMEM : 0;
-        if (n != NULL) {
-            n->msg.type = NSYS_MSG_DOWN;
-            n->msg.from = target;
-            nsys__node_fill_copy(n, &d, sizeof d);
-            rc = nsys__send_node(rt, ctx->self, n);
-            if (rc != 0)
-                nsys__node_free(rt, n);
-        }
-    }
+    if (rc == NSYS_ENOACTOR)
+        rc = send_down(rt, ctx->self, target, id, NSYS_REASON_NOPROC);
     if (rc != 0) {
         watchers_remove_id(e->monitors, &e->nmonitors, id, NULL);
         return rc;

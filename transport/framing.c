@@ -22,8 +22,7 @@ static size_t effective_max(size_t max_payload)
  * 0x80 << 24 does not fit in one. */
 static uint32_t read_be32(const uint8_t *p)
 {
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) |
-           (uint32_t)p[3];
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | (uint32_t)p[3];
 }
 
 static void write_be32(uint32_t v, uint8_t *p)
@@ -102,8 +101,8 @@ static int fail(nsys_frame_decoder_t *dec, int code, uint32_t claim)
     if (code == NSYS_EMSGSIZE)
         format_oversize(dec->message, sizeof dec->message, claim, dec->max_payload);
     else
-        snprintf(dec->message, sizeof dec->message, "out of memory for a frame of %" PRIu32 " bytes",
-                 claim);
+        snprintf(dec->message, sizeof dec->message,
+                 "out of memory for a frame of %" PRIu32 " bytes", claim);
     return code;
 }
 

@@ -73,14 +73,14 @@ typedef int (*nsys_frame_cb)(void *ud, nsys_buf_t *frame, const uint8_t *payload
 /* Caller-owned, like a libuv handle: embed it or allocate it, then init it.
  * The fields are private; use the functions below. */
 typedef struct nsys_frame_decoder {
-    size_t max_payload;   /* effective limit, after the 0 / wire-limit rules */
-    nsys_buf_t *partial;  /* payload being reassembled, or NULL */
-    size_t need;          /* payload length of the frame in `partial` */
-    size_t got;           /* payload bytes already in `partial` */
-    size_t consumed;      /* bytes of the last feed that were used */
-    int error;            /* sticky error, 0 while healthy */
+    size_t max_payload;  /* effective limit, after the 0 / wire-limit rules */
+    nsys_buf_t *partial; /* payload being reassembled, or NULL */
+    size_t need;         /* payload length of the frame in `partial` */
+    size_t got;          /* payload bytes already in `partial` */
+    size_t consumed;     /* bytes of the last feed that were used */
+    int error;           /* sticky error, 0 while healthy */
     uint8_t header[NSYS_FRAMING_HEADER_SIZE];
-    uint8_t header_len;   /* header bytes held between feeds, 0..4 */
+    uint8_t header_len; /* header bytes held between feeds, 0..4 */
     char message[NSYS_FRAMING_ERROR_SIZE];
 } nsys_frame_decoder_t;
 
@@ -148,7 +148,8 @@ const char *nsys_frame_decoder_error(const nsys_frame_decoder_t *dec);
 /* Writes the header of a frame carrying `payload_len` bytes into `out`.
  * Returns NSYS_EMSGSIZE (and writes nothing) if payload_len exceeds
  * `max_payload` (0: default), NSYS_EINVAL if out is NULL. */
-int nsys_frame_header(size_t payload_len, size_t max_payload, uint8_t out[NSYS_FRAMING_HEADER_SIZE]);
+int nsys_frame_header(size_t payload_len, size_t max_payload,
+                      uint8_t out[NSYS_FRAMING_HEADER_SIZE]);
 
 /* Formats the oversize message, "payload exceeds maximum (LEN > MAX)", with
  * MAX read as every max_payload here (0: default), so the send side reports

@@ -53,9 +53,9 @@ typedef struct expected_frame {
 typedef struct reference {
     expected_frame_t *frames;
     size_t count;
-    int oversize;      /* the stream hits a header over the maximum */
-    uint32_t claim;    /* ... claiming this much */
-    size_t tail;       /* bytes of an unfinished frame at the end, if no error */
+    int oversize;   /* the stream hits a header over the maximum */
+    uint32_t claim; /* ... claiming this much */
+    size_t tail;    /* bytes of an unfinished frame at the end, if no error */
 } reference_t;
 
 static void parse_reference(const uint8_t *s, size_t n, size_t max, reference_t *ref)

@@ -7,7 +7,8 @@
 #
 # The fuzzer reads the seed corpus and its own working corpus (WORK_DIR/corpus,
 # where it also writes what it finds), never writes into the source tree, and
-# saves a failing input under WORK_DIR/artifacts/. Any non-zero exit (crash,
+# saves a failing input under WORK_DIR/artifacts/ (kept across runs; the
+# failure message names only this run's). Any non-zero exit (crash,
 # sanitizer report, leak, per-input timeout, broken invariant) fails the test.
 
 foreach(_var FUZZER WORK_DIR SEED_CORPUS SECONDS RUNS)
@@ -20,6 +21,7 @@ if(NOT EXISTS ${FUZZER})
 endif()
 
 file(MAKE_DIRECTORY ${WORK_DIR}/corpus ${WORK_DIR}/artifacts)
+file(GLOB _before ${WORK_DIR}/artifacts/*)
 
 execute_process(
     COMMAND ${FUZZER}
@@ -36,6 +38,9 @@ execute_process(
 
 if(NOT _rc EQUAL 0)
     file(GLOB _found ${WORK_DIR}/artifacts/*)
+    if(_before)
+        list(REMOVE_ITEM _found ${_before})
+    endif()
     message(FATAL_ERROR "fuzzer failed (exit ${_rc}); input(s): ${_found}\n"
                         "reproduce with: ${FUZZER} <input>")
 endif()

@@ -145,9 +145,9 @@ static void append_raw_header(bytes_t *b, uint32_t claim)
 typedef struct collector {
     nsys_buf_t **frames;
     size_t n, cap;
-    size_t stop_at;  /* return `stop_code` when the n-th frame arrives (0: never) */
+    size_t stop_at; /* return `stop_code` when the n-th frame arrives (0: never) */
     int stop_code;
-    int mismatches;  /* payload/len not matching the frame buffer */
+    int mismatches; /* payload/len not matching the frame buffer */
 } collector_t;
 
 static int collect(void *ud, nsys_buf_t *frame, const uint8_t *payload, size_t len)
@@ -333,7 +333,8 @@ Test(framing, refuses_a_4_GiB_claim_at_its_fourth_header_byte_without_allocating
     nsys_frame_decoder_reset(&dec);
     uint8_t more[12] = {0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4, 5, 6, 7, 8};
     watch_allocations();
-    cr_assert_eq(nsys_frame_decoder_feed(&dec, NULL, more, sizeof more, collect, &c), NSYS_EMSGSIZE);
+    cr_assert_eq(nsys_frame_decoder_feed(&dec, NULL, more, sizeof more, collect, &c),
+                 NSYS_EMSGSIZE);
     largest = largest_allocation();
     cr_assert_eq(nsys_frame_decoder_consumed(&dec), 4);
     cr_assert_lt(largest, 1024, "the decoder allocated %zu bytes for a refused header", largest);
@@ -342,7 +343,8 @@ Test(framing, refuses_a_4_GiB_claim_at_its_fourth_header_byte_without_allocating
     nsys_frame_decoder_reset(&dec);
     uint8_t over[4] = {0x00, 0x10, 0x00, 0x01};
     watch_allocations();
-    cr_assert_eq(nsys_frame_decoder_feed(&dec, NULL, over, sizeof over, collect, &c), NSYS_EMSGSIZE);
+    cr_assert_eq(nsys_frame_decoder_feed(&dec, NULL, over, sizeof over, collect, &c),
+                 NSYS_EMSGSIZE);
     largest = largest_allocation();
     cr_assert_lt(largest, 1024, "the decoder allocated %zu bytes for a refused header", largest);
     cr_assert_eq(c.n, 0);
@@ -446,7 +448,8 @@ Test(framing, refuses_bytes_that_are_not_inside_the_given_buffer)
 
 /* ---- chunking ----------------------------------------------------------- */
 
-static const size_t varied_lengths[] = {0, 1, 2, 3, 4, 5, 0, 0, 255, 256, 257, 1000, 4096, 1, 70000, 3, 0};
+static const size_t varied_lengths[] = {0,   1,   2,    3,    4, 5,     0, 0, 255,
+                                        256, 257, 1000, 4096, 1, 70000, 3, 0};
 #define VARIED_COUNT (sizeof varied_lengths / sizeof varied_lengths[0])
 
 Test(framing, reassembles_a_varied_stream_fed_one_byte_per_read)
@@ -549,10 +552,10 @@ Test(framing, reassembles_a_header_split_three_ways_at_every_pair_of_offsets)
 }
 
 typedef struct checker {
-    size_t next;          /* index of the frame expected next */
+    size_t next; /* index of the frame expected next */
     const size_t *lengths;
     size_t count;
-    size_t bad;           /* frames that did not match, first one reported */
+    size_t bad; /* frames that did not match, first one reported */
     size_t first_bad;
 } checker_t;
 
@@ -876,12 +879,12 @@ Test(framing, encoder_output_round_trips_through_the_decoder)
         cr_assert_eq(bufs[1].len, len);
 
         /* What writev would put on the wire, read back in two reads. */
-        cr_assert_eq(nsys_frame_decoder_feed(&dec, NULL, (uint8_t *)bufs[0].base, bufs[0].len,
-                                             collect, &c),
-                     0);
-        cr_assert_eq(nsys_frame_decoder_feed(&dec, NULL, (uint8_t *)bufs[1].base, bufs[1].len,
-                                             collect, &c),
-                     0);
+        cr_assert_eq(
+            nsys_frame_decoder_feed(&dec, NULL, (uint8_t *)bufs[0].base, bufs[0].len, collect, &c),
+            0);
+        cr_assert_eq(
+            nsys_frame_decoder_feed(&dec, NULL, (uint8_t *)bufs[1].base, bufs[1].len, collect, &c),
+            0);
         free(payload);
     }
     cr_assert_eq(c.n, VARIED_COUNT);

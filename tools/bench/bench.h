@@ -13,6 +13,7 @@
 #ifndef NSYS_TOOLS_BENCH_H
 #define NSYS_TOOLS_BENCH_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -61,6 +62,12 @@ int bench_parse(int argc, char **argv, const char *usage, const bench_opt_t *opt
  * "<what>: watchdog: no result after S s" to stderr and exits with status 3.
  * Called by bench_parse; a second call replaces nothing. */
 void bench_watchdog_start(const char *what, double seconds);
+
+/* Optional: a counter the workload advances as it goes (relaxed stores, a
+ * few per thousand messages) and its final value. The watchdog then says how
+ * far the run got and how long ago it last moved, which tells a stall from a
+ * slow run. `counter` must live until the process exits. */
+void bench_watchdog_progress(const _Atomic uint64_t *counter, uint64_t total);
 
 /* ---- clock and memory --------------------------------------------------- */
 

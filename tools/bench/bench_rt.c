@@ -21,6 +21,7 @@ int bench_run_start(bench_run_t *run, const char *cmd, const bench_rt_opts_t *op
     atomic_init(&run->failed, false);
     atomic_init(&run->t0_ns, 0);
     atomic_init(&run->t1_ns, 0);
+    atomic_init(&run->progress, 0);
     atomic_init(&run->error_state, 0);
 
     nsys_runtime_opts_t ro = NSYS_RUNTIME_OPTS_DEFAULTS;

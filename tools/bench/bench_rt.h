@@ -44,7 +44,8 @@ typedef struct bench_run {
     atomic_bool failed;
     _Atomic uint64_t t0_ns;
     _Atomic uint64_t t1_ns;
-    atomic_int error_state; /* 0: none, 1: being written, 2: error holds the first failure */
+    _Atomic uint64_t progress; /* advanced now and then by the workload, for the watchdog */
+    atomic_int error_state;    /* 0: none, 1: being written, 2: error holds the first failure */
     char error[256];
 } bench_run_t;
 

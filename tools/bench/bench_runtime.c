@@ -39,6 +39,14 @@ static bool msg_u64(const nsys_msg_t *msg, uint64_t *out)
     return true;
 }
 
+/* Every 1024 steps: cheap enough for the hot paths, fine-grained enough for
+ * the watchdog's stall detection. */
+static inline void note_progress(bench_run_t *run, uint64_t done)
+{
+    if ((done & 1023) == 0)
+        atomic_store_explicit(&run->progress, done, memory_order_relaxed);
+}
+
 static void report_abnormal_exit(bench_run_t *run, const char *who, int reason)
 {
     if (!nsys_reason_is_clean(reason))
@@ -78,9 +86,12 @@ typedef struct w1_shared {
     uint64_t n;
     nsys_ref_t pinger;
     nsys_ref_t ponger;
+    bool pinger_spawns_ponger; /* placement "default": A spawns B from inside */
     atomic_uint sched_pinger;
     atomic_uint sched_ponger;
 } w1_shared_t;
+
+static const nsys_behaviour_t w1_ponger_behaviour;
 
 typedef struct w1_pinger {
     w1_shared_t *w;
@@ -96,6 +107,16 @@ static int w1_pinger_init(nsys_ctx_t *ctx, void *state, void *args)
     w1_pinger_t *st = state;
     st->w = args;
     atomic_store(&st->w->sched_pinger, nsys_ctx_scheduler(ctx));
+    if (st->w->pinger_spawns_ponger) {
+        /* The runtime's default placement for a spawn from an actor. */
+        nsys_spawn_opts_t so = NSYS_SPAWN_OPTS_DEFAULTS;
+        so.args = st->w;
+        int rc = nsys_spawn(nsys_ctx_runtime(ctx), &w1_ponger_behaviour, &so, &st->w->ponger);
+        if (rc != 0) {
+            bench_run_fail(&st->w->run, "pinger: nsys_spawn(ponger): %s", nsys_strerror(rc));
+            return rc;
+        }
+    }
     atomic_fetch_add(&st->w->run.ready, 1);
     return 0;
 }
@@ -122,6 +143,7 @@ static int w1_pinger_handle(nsys_ctx_t *ctx, void *state, nsys_msg_t *msg)
             return 0;
         }
         st->answers++;
+        note_progress(&w->run, st->answers);
         if (st->answers == w->n) {
             atomic_store(&w->run.t1_ns, bench_now_ns());
             bench_run_done(&w->run);
@@ -180,23 +202,26 @@ static const nsys_behaviour_t w1_ponger_behaviour = {
     "bench.w1.ponger", sizeof(w1_ponger_t), w1_ponger_init, w1_ponger_handle, w1_ponger_terminate};
 
 static const char w1_usage[] =
-    "usage: netsys-bench w1 [--n N] [--placement any|same] [runtime options]\n"
+    "usage: netsys-bench w1 [--n N] [--placement default|any|same] [runtime options]\n"
     "\n"
     "Ping-pong. Actors A and B; A sends B an integer i, B answers with i, A checks\n"
     "it and sends i+1, N round trips. Timed from A's first send to the N-th\n"
-    "answer. Placement 'any' spawns both with NSYS_PLACE_ANY (round-robin: with\n"
-    "two or more schedulers they land on different ones); 'same' pins both to\n"
-    "scheduler 0. Metric: roundtrips_per_s (also ns_per_roundtrip).";
+    "answer. Placement 'default' (the default) is the runtime's: A is spawned from\n"
+    "outside, B by A with NSYS_SPAWN_OPTS_DEFAULTS, which keeps it on A's\n"
+    "scheduler. 'any' spawns both with NSYS_PLACE_ANY (round-robin: with two or\n"
+    "more schedulers they land on different ones, every hop crosses cores);\n"
+    "'same' pins both to scheduler 0. Metric: roundtrips_per_s (also\n"
+    "ns_per_roundtrip).";
 
 static int run_w1(int argc, char **argv)
 {
     uint64_t n = 1000000;
-    const char *placement = "any";
+    const char *placement = "default";
     bench_rt_opts_t rto = BENCH_RT_OPTS_DEFAULTS;
     bench_common_t common;
     const bench_opt_t opts[] = {
         {"n", BENCH_OPT_U64, &n, "round trips (default 1000000)"},
-        {"placement", BENCH_OPT_STRING, &placement, "any (default) or same"},
+        {"placement", BENCH_OPT_STRING, &placement, "default (default), any or same"},
         BENCH_RT_OPT_ENTRIES(rto),
         {NULL, BENCH_OPT_FLAG, NULL, NULL},
     };
@@ -205,13 +230,13 @@ static int run_w1(int argc, char **argv)
         return prc == 1 ? 0 : prc;
     if (bench_rt_opts_check("w1", &rto) != 0)
         return 2;
-    bool same;
-    if (strcmp(placement, "any") == 0) {
-        same = false;
+    bool same = false, inside = false;
+    if (strcmp(placement, "default") == 0) {
+        inside = true;
     } else if (strcmp(placement, "same") == 0) {
         same = true;
-    } else {
-        bench_err("w1", "--placement must be any or same");
+    } else if (strcmp(placement, "any") != 0) {
+        bench_err("w1", "--placement must be default, any or same");
         return 2;
     }
     if (n == 0) {
@@ -223,9 +248,11 @@ static int run_w1(int argc, char **argv)
     if (w == NULL)
         return 1;
     w->n = n;
-    nsys_placement_t pl = same ? NSYS_PLACE_INDEX : NSYS_PLACE_ANY;
+    w->pinger_spawns_ponger = inside;
+    nsys_placement_t pl = same ? NSYS_PLACE_INDEX : inside ? NSYS_PLACE_DEFAULT : NSYS_PLACE_ANY;
+    bench_watchdog_progress(&w->run.progress, n);
     int ok = bench_run_start(&w->run, "w1", &rto, 0) == 0 &&
-             spawn_actor(&w->run, &w1_ponger_behaviour, pl, 0, w, &w->ponger) == 0 &&
+             (inside || spawn_actor(&w->run, &w1_ponger_behaviour, pl, 0, w, &w->ponger) == 0) &&
              spawn_actor(&w->run, &w1_pinger_behaviour, pl, 0, w, &w->pinger) == 0 &&
              bench_run_await_ready(&w->run, 2) == 0;
     if (ok) {
@@ -247,7 +274,7 @@ static int run_w1(int argc, char **argv)
         bench_json_f64(&j, "ns_per_roundtrip", secs * 1e9 / (double)n);
         bench_json_u64(&j, "n", n);
         bench_json_u64(&j, "schedulers", nsys_runtime_schedulers(w->run.rt));
-        bench_json_str(&j, "placement", same ? "same" : "any");
+        bench_json_str(&j, "placement", placement);
         bench_json_u64(&j, "sched_a", atomic_load(&w->sched_pinger));
         bench_json_u64(&j, "sched_b", atomic_load(&w->sched_ponger));
         bench_json_u64(&j, "rt_batch", rto.batch);
@@ -262,6 +289,7 @@ static int run_w1(int argc, char **argv)
         print_failure("w1", "roundtrips_per_s", "1/s", bench_run_error(&w->run));
     else
         bench_json_print(&j);
+    bench_watchdog_progress(NULL, 0);
     free(w);
     return failed ? 1 : 0;
 }
@@ -339,6 +367,7 @@ static int w2_consumer_handle(nsys_ctx_t *ctx, void *state, nsys_msg_t *msg)
     w->consumer_next[p] = idx + 1;
     st->sum += idx;
     st->received++;
+    note_progress(&w->run, st->received);
     if (w->window != 0) {
         uint64_t r = ++w->consumer_recv[p];
         if (r % (w->window / 2) == 0) {
@@ -546,6 +575,7 @@ static int run_w2(int argc, char **argv)
     }
 
     bool ok = bench_run_start(&w->run, "w2", &rto, 0) == 0;
+    bench_watchdog_progress(&w->run.progress, m);
     if (ok) {
         ok = spawn_actor(&w->run, &w2_consumer_behaviour, NSYS_PLACE_ANY, 0, w, &w->consumer) == 0;
         for (uint64_t p = 0; ok && p < producers; p++)
@@ -614,6 +644,7 @@ static int run_w2(int argc, char **argv)
     free(w->range_starts);
     free(w->producer_sched);
     free(w->producer_args);
+    bench_watchdog_progress(NULL, 0);
     free(w);
     return failed ? 1 : 0;
 }
@@ -670,6 +701,7 @@ static void w3_parent_spawn_some(nsys_ctx_t *ctx, w3_parent_t *st)
     nsys_spawn_opts_t so = NSYS_SPAWN_OPTS_DEFAULTS;
     uint64_t limit = st->spawned + w->batch < w->n ? st->spawned + w->batch : w->n;
     for (; st->spawned < limit; st->spawned++) {
+        note_progress(&w->run, st->spawned);
         int rc = nsys_spawn(rt, &w3_child_behaviour, &so, &w->refs[st->spawned]);
         if (rc != 0) {
             bench_run_fail(&w->run, "parent: nsys_spawn #%llu: %s", (unsigned long long)st->spawned,
@@ -729,6 +761,7 @@ static int w3_parent_handle(nsys_ctx_t *ctx, void *state, nsys_msg_t *msg)
             return 0;
         }
         w->done_bits[i / 8] |= (uint8_t)(1u << (i % 8));
+        note_progress(&w->run, w->n + st->done + 1);
         if (++st->done == w->n) {
             atomic_store(&w->run.t1_ns, bench_now_ns());
             bench_run_done(&w->run);
@@ -801,6 +834,8 @@ static int run_w3(int argc, char **argv)
 
     uint32_t max_actors = n + 16 > (UINT64_C(1) << 24) ? (uint32_t)(n + 16) : 0;
     bool ok = bench_run_start(&w->run, "w3", &rto, max_actors) == 0;
+    /* Progress counts spawns, then dones. */
+    bench_watchdog_progress(&w->run.progress, 2 * n);
     nsys_ref_t parent = NSYS_REF_NONE;
     ok = ok && spawn_actor(&w->run, &w3_parent_behaviour, NSYS_PLACE_ANY, 0, w, &parent) == 0 &&
          bench_run_await_ready(&w->run, 1) == 0;
@@ -845,6 +880,7 @@ static int run_w3(int argc, char **argv)
         bench_json_print(&j);
     free(w->refs);
     free(w->done_bits);
+    bench_watchdog_progress(NULL, 0);
     free(w);
     return failed ? 1 : 0;
 }

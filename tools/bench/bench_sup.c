@@ -129,7 +129,10 @@ static bool wait_for(shared_t *sh, bool (*pred)(const shared_t *))
     return ok;
 }
 
-static bool all_started(const shared_t *sh) { return sh->started_total >= sh->children; }
+static bool all_started(const shared_t *sh)
+{
+    return sh->started_total >= sh->children;
+}
 static bool round_done(const shared_t *sh)
 {
     return sh->r.crash_ns != 0 && sh->r.exits + 1 >= sh->children && sh->r.starts >= sh->children;
@@ -158,7 +161,8 @@ static int run(int argc, char **argv)
         return prc == 1 ? 0 : 2;
     if (children < 2 || children > 100000 || rounds < 1 || rounds > 1000 || schedulers < 1 ||
         schedulers > 64) {
-        bench_err("sup-restart", "need 2 <= children <= 100000, 1 <= rounds <= 1000, 1 <= schedulers <= 64");
+        bench_err("sup-restart",
+                  "need 2 <= children <= 100000, 1 <= rounds <= 1000, 1 <= schedulers <= 64");
         return 2;
     }
 
@@ -180,8 +184,9 @@ static int run(int argc, char **argv)
     rc = nsys_spawn(rt, &observer_behaviour, &so, &observer);
 
     nsys_child_spec_t *kids = calloc(children, sizeof *kids);
-    char (*ids)[16] = calloc(children, sizeof *ids);
-    uint64_t *restart = calloc(rounds, sizeof *restart), *decision = calloc(rounds, sizeof *decision);
+    char(*ids)[24] = calloc(children, sizeof *ids);
+    uint64_t *restart = calloc(rounds, sizeof *restart),
+             *decision = calloc(rounds, sizeof *decision);
     uint64_t *stop = calloc(rounds, sizeof *stop), *start = calloc(rounds, sizeof *start);
     bool ok = rc == 0 && kids != NULL && ids != NULL && restart != NULL && decision != NULL &&
               stop != NULL && start != NULL;
@@ -194,7 +199,9 @@ static int run(int argc, char **argv)
             .strategy = NSYS_ONE_FOR_ALL,
             .intensity = 1000000,
             .period_ms = 1000,
-            .backoff = {.initial_ms = 1, .max_ms = 1, .multiplier = 1.0,
+            .backoff = {.initial_ms = 1,
+                        .max_ms = 1,
+                        .multiplier = 1.0,
                         .jitter = NSYS_BACKOFF_NO_JITTER},
             .children = kids,
             .nchildren = children,
@@ -231,7 +238,7 @@ static int run(int argc, char **argv)
     if (ok) {
         bench_json_t j;
         double restart_ms = (double)median(restart, rounds) / 1e6;
-        bench_json_begin(&j, "sup_restart", "restart_all_ms", restart_ms, "ms");
+        bench_json_begin(&j, "sup-restart", "restart_all_ms", restart_ms, "ms");
         bench_json_f64(&j, "decision_us", (double)median(decision, rounds) / 1e3);
         bench_json_f64(&j, "stop_all_ms", (double)median(stop, rounds) / 1e6);
         bench_json_f64(&j, "start_all_ms", (double)median(start, rounds) / 1e6);

@@ -12,6 +12,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,11 +24,19 @@ extern const bench_cmd_t bench_cmd_w2;
 extern const bench_cmd_t bench_cmd_w3;
 extern const bench_cmd_t bench_cmd_w2_limit;
 extern const bench_cmd_t bench_cmd_w1_limit;
+extern const bench_cmd_t bench_cmd_sup_restart;
 
-/* New subcommands (echo-server, echo-client, sup-restart, ...) go here. */
+/* New subcommands (echo-server, echo-client, ...) go here. */
+/* clang-format off */
 static const bench_cmd_t *const commands[] = {
-    &bench_cmd_w1, &bench_cmd_w2, &bench_cmd_w3, &bench_cmd_w2_limit, &bench_cmd_w1_limit,
+    &bench_cmd_w1,
+    &bench_cmd_w2,
+    &bench_cmd_w3,
+    &bench_cmd_w2_limit,
+    &bench_cmd_w1_limit,
+    &bench_cmd_sup_restart,
 };
+/* clang-format on */
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
 
 #define DEFAULT_TIMEOUT_S 120.0
@@ -87,17 +96,47 @@ uint64_t bench_status_kb(const char *key)
 
 static struct {
     char what[64];
-    struct timespec deadline;
+    uint64_t deadline_ns;
     bool started;
+    _Atomic(const _Atomic uint64_t *) progress; /* NULL until a workload sets it */
+    _Atomic uint64_t progress_total;
 } watchdog;
 
 static void *watchdog_main(void *arg)
 {
     (void)arg;
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &watchdog.deadline, NULL) == EINTR) {
+    uint64_t last = 0;
+    uint64_t last_change_ns = bench_now_ns();
+    for (;;) {
+        uint64_t now = bench_now_ns();
+        if (now >= watchdog.deadline_ns)
+            break;
+        /* Wake once a second to see whether the run is moving at all, so the
+         * message can tell a stall (lost wake-up) from a slow run. */
+        uint64_t step =
+            watchdog.deadline_ns - now < 1000000000u ? watchdog.deadline_ns - now : 1000000000u;
+        struct timespec ts = {(time_t)(step / 1000000000u), (long)(step % 1000000000u)};
+        nanosleep(&ts, NULL);
+        const _Atomic uint64_t *p = atomic_load(&watchdog.progress);
+        if (p != NULL) {
+            uint64_t v = atomic_load_explicit(p, memory_order_relaxed);
+            if (v != last) {
+                last = v;
+                last_change_ns = bench_now_ns();
+            }
+        }
     }
-    char msg[160];
-    int n = snprintf(msg, sizeof msg,
+    char msg[256];
+    int n;
+    if (atomic_load(&watchdog.progress) != NULL)
+        n = snprintf(msg, sizeof msg,
+                     "netsys-bench %s: watchdog: no result before the timeout, giving up "
+                     "(progress %llu of %llu, last advanced %.1f s ago)\n",
+                     watchdog.what, (unsigned long long)last,
+                     (unsigned long long)atomic_load(&watchdog.progress_total),
+                     (double)(bench_now_ns() - last_change_ns) / 1e9);
+    else
+        n = snprintf(msg, sizeof msg,
                      "netsys-bench %s: watchdog: no result before the timeout, giving up\n",
                      watchdog.what);
     if (n > 0)
@@ -105,19 +144,18 @@ static void *watchdog_main(void *arg)
     _exit(3);
 }
 
+void bench_watchdog_progress(const _Atomic uint64_t *counter, uint64_t total)
+{
+    atomic_store(&watchdog.progress_total, total);
+    atomic_store(&watchdog.progress, counter);
+}
+
 void bench_watchdog_start(const char *what, double seconds)
 {
     if (watchdog.started || !(seconds > 0))
         return;
     snprintf(watchdog.what, sizeof watchdog.what, "%s", what);
-    clock_gettime(CLOCK_MONOTONIC, &watchdog.deadline);
-    double whole = floor(seconds);
-    watchdog.deadline.tv_sec += (time_t)whole;
-    watchdog.deadline.tv_nsec += (long)((seconds - whole) * 1e9);
-    if (watchdog.deadline.tv_nsec >= 1000000000L) {
-        watchdog.deadline.tv_sec += 1;
-        watchdog.deadline.tv_nsec -= 1000000000L;
-    }
+    watchdog.deadline_ns = bench_now_ns() + (uint64_t)(seconds * 1e9);
     pthread_attr_t attr;
     pthread_t thread;
     pthread_attr_init(&attr);

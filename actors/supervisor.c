@@ -214,9 +214,15 @@ static void spec_free(nsys_sup_spec_t *s)
     free(s);
 }
 
-static int spec_check(const nsys_sup_spec_t *s, char *err, size_t errlen);
+/* Nesting bound: deeper specs are refused, which also catches a spec that
+ * contains itself (the copy would never end). Matches NSYS_CONFIG_MAX_DEPTH's
+ * spirit: no sane tree is this deep. */
+#define SPEC_MAX_DEPTH 64
 
-static int child_check(const nsys_child_spec_t *c, const char *where, char *err, size_t errlen)
+static int spec_check(const nsys_sup_spec_t *s, int depth, char *err, size_t errlen);
+
+static int child_check(const nsys_child_spec_t *c, const char *where, int depth, char *err,
+                       size_t errlen)
 {
     if (c->id == NULL || c->id[0] == '\0' || strlen(c->id) > 63) {
         snprintf(err, errlen, "%s: child id must be 1..63 bytes", where);
@@ -226,22 +232,28 @@ static int child_check(const nsys_child_spec_t *c, const char *where, char *err,
         snprintf(err, errlen, "child '%s': a worker needs a behaviour with a handle callback", c->id);
         return NSYS_EINVAL;
     }
-    if (c->type == NSYS_SUPERVISOR_CHILD) {
-        if (c->supervisor == NULL) {
-            snprintf(err, errlen, "child '%s': a supervisor child needs a supervisor spec", c->id);
-            return NSYS_EINVAL;
-        }
-        return spec_check(c->supervisor, err, errlen);
-    }
     if ((unsigned)c->restart > NSYS_TEMPORARY || (unsigned)c->type > NSYS_SUPERVISOR_CHILD ||
         c->shutdown_ms < NSYS_SHUTDOWN_INFINITY) {
         snprintf(err, errlen, "child '%s': invalid restart, type or shutdown", c->id);
         return NSYS_EINVAL;
     }
+    if (c->type == NSYS_SUPERVISOR_CHILD) {
+        if (c->supervisor == NULL) {
+            snprintf(err, errlen, "child '%s': a supervisor child needs a supervisor spec", c->id);
+            return NSYS_EINVAL;
+        }
+        if (depth + 1 >= SPEC_MAX_DEPTH) {
+            snprintf(err, errlen,
+                     "child '%s': supervisors nested more than %d deep (does a spec contain itself?)",
+                     c->id, SPEC_MAX_DEPTH);
+            return NSYS_EINVAL;
+        }
+        return spec_check(c->supervisor, depth + 1, err, errlen);
+    }
     return 0;
 }
 
-static int spec_check(const nsys_sup_spec_t *s, char *err, size_t errlen)
+static int spec_check(const nsys_sup_spec_t *s, int depth, char *err, size_t errlen)
 {
     if ((unsigned)s->strategy > NSYS_SIMPLE_ONE_FOR_ONE) {
         snprintf(err, errlen, "invalid strategy %d", (int)s->strategy);
@@ -256,10 +268,10 @@ static int spec_check(const nsys_sup_spec_t *s, char *err, size_t errlen)
             snprintf(err, errlen, "simple_one_for_one needs a child template and no static children");
             return NSYS_EINVAL;
         }
-        return child_check(s->child_template, "template", err, errlen);
+        return child_check(s->child_template, "template", depth, err, errlen);
     }
     for (size_t i = 0; i < s->nchildren; i++) {
-        int rc = child_check(&s->children[i], "children", err, errlen);
+        int rc = child_check(&s->children[i], "children", depth, err, errlen);
         if (rc != 0)
             return rc;
         for (size_t j = 0; j < i; j++) {
@@ -1003,7 +1015,7 @@ static sup_args_t *make_args(const nsys_sup_spec_t *spec, const char *path, char
                              int *rc)
 {
     char buf[ERR_TEXT_MAX];
-    *rc = spec_check(spec, buf, sizeof buf);
+    *rc = spec_check(spec, 0, buf, sizeof buf);
     if (*rc != 0) {
         if (err != NULL && errlen > 0)
             snprintf(err, errlen, "%s", buf);

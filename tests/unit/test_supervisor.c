@@ -1083,7 +1083,8 @@ static void expect_rejected(const nsys_sup_spec_t *spec, const char *needle)
     char err[512] = "";
     nsys_ref_t ref = NSYS_REF_NONE;
     int rc = nsys_supervisor_start(rt, spec, &ref, err, sizeof(err));
-    cr_assert_eq(rc, NSYS_EINVAL, "got %d (%s)", rc, nsys_strerror(rc));
+    cr_assert_eq(rc, NSYS_EINVAL, "want NSYS_EINVAL (about %s), got %d (%s)",
+                 needle != NULL ? needle : "the spec", rc, nsys_strerror(rc));
     cr_assert_neq(err[0], '\0', "no err text");
     if (needle != NULL)
         cr_assert_not_null(strstr(err, needle), "err \"%s\" does not mention %s", err, needle);
@@ -1143,6 +1144,35 @@ Test(supervisor, start_rejects_an_invalid_spec_nested_in_a_supervisor_child)
     nsys_child_spec_t kids[] = {sup_child("sub", &sub)};
     nsys_sup_spec_t spec = sup_spec(NSYS_ONE_FOR_ONE, kids, 1);
     expect_rejected(&spec, "'x'");
+    finish();
+}
+
+Test(supervisor, start_rejects_an_invalid_restart_type_or_shutdown_on_any_child)
+{
+    nsys_child_spec_t inner[] = {worker("i", NSYS_PERMANENT, NULL)};
+    nsys_sup_spec_t sub = sup_spec(NSYS_ONE_FOR_ONE, inner, 1);
+    nsys_child_spec_t kids[] = {worker("w", NSYS_PERMANENT, NULL), sup_child("sub", &sub)};
+    nsys_sup_spec_t spec = sup_spec(NSYS_ONE_FOR_ONE, kids, 2);
+    kids[0].restart = (nsys_restart_t)7;
+    expect_rejected(&spec, "'w'");
+    kids[0].restart = NSYS_PERMANENT;
+    kids[1].restart = (nsys_restart_t)7;
+    expect_rejected(&spec, "'sub'");
+    kids[1].restart = NSYS_PERMANENT;
+    kids[1].shutdown_ms = -5;
+    expect_rejected(&spec, "'sub'");
+    finish();
+}
+
+Test(supervisor, start_rejects_a_spec_that_contains_itself)
+{
+    /* Built in C, a tree can loop back on itself; that is bad input, not a
+     * reason to recurse until the stack runs out. */
+    static nsys_sup_spec_t loop;
+    static nsys_child_spec_t kids[1];
+    kids[0] = sup_child("again", &loop);
+    loop = sup_spec(NSYS_ONE_FOR_ONE, kids, 1);
+    expect_rejected(&loop, NULL);
     finish();
 }
 

@@ -234,6 +234,14 @@ static int run(int argc, char **argv)
     if (!ok)
         bench_err("sup-restart", "a round did not complete (timeout or error)");
 
+    uint64_t parks = 0, wakeups = 0;
+    for (unsigned i = 0; i < nsys_runtime_schedulers(rt); i++) {
+        nsys_sched_metrics_t sm;
+        if (nsys_sched_metrics_get(rt, i, &sm) == 0) {
+            parks += sm.parks;
+            wakeups += sm.wakeups;
+        }
+    }
     nsys_runtime_free(rt);
     if (ok) {
         bench_json_t j;
@@ -246,6 +254,8 @@ static int run(int argc, char **argv)
         bench_json_u64(&j, "rounds", rounds);
         bench_json_u64(&j, "schedulers", schedulers);
         bench_json_str(&j, "strategy", "one_for_all");
+        bench_json_u64(&j, "parks", parks);
+        bench_json_u64(&j, "wakeups", wakeups);
         bench_json_print(&j);
     }
     free(kids);

@@ -437,6 +437,7 @@ void nsys__run_turn(nsys__sched_t *s, nsys__actor_t *a)
         a->exit_reason = NSYS_REASON_KILLED;
     }
     nsys__tls_actor = NULL;
+    nsys__stage_flush(s);
     nsys__counter_add(&s->handled, n);
     if (a->exiting) {
         nsys__exit_actor(a);
@@ -460,6 +461,7 @@ void nsys__exit_actor(nsys__actor_t *a)
         nsys__tls_actor = a;
         a->beh->terminate(a, a->state, reason);
         nsys__tls_actor = NULL;
+        nsys__stage_flush(s); /* what terminate sent goes before our exit signals */
     }
     a->initialized = 0;
     free_args(a);

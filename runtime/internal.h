@@ -158,6 +158,19 @@ typedef struct nsys__counter {
     _Atomic uint64_t v; /* single writer: its own scheduler thread */
 } nsys__counter_t;
 
+/* Messages an actor sends during its turn to actors on other schedulers are
+ * chained per receiver and pushed with one exchange when the turn ends (or
+ * when a chain gets long), so a burst costs the receiver's contended mailbox
+ * line once instead of once per message. Order per receiver is kept. */
+#define NSYS__STAGE_TARGETS 8
+#define NSYS__STAGE_MAX_CHAIN 64
+
+typedef struct nsys__stage {
+    struct nsys_actor *to;
+    nsys__mpsc_node_t *first, *last;
+    unsigned count;
+} nsys__stage_t;
+
 typedef struct nsys__sched {
     nsys__runq_t runq; /* other threads push ready actors here */
     _Atomic int sleeping;
@@ -179,6 +192,8 @@ typedef struct nsys__sched {
     unsigned cycles_since_poll;
     uint64_t last_poll_ns;
     bool parked; /* inside the blocking uv_run: a local wake-up must stop it */
+    nsys__stage_t stage[NSYS__STAGE_TARGETS];
+    unsigned nstage;
     nsys__counter_t sent, handled, ready_depth, parks, wakeups, nactors;
 } nsys__sched_t;
 
@@ -255,6 +270,7 @@ int nsys__send_node_from(nsys_runtime_t *rt, nsys__sched_t *s, nsys_ref_t to, ns
 int nsys__send_sys(nsys_runtime_t *rt, nsys_ref_t from, nsys_ref_t to, uint32_t type,
                    const nsys__sysmsg_t *sm);
 void nsys__schedule(nsys__actor_t *a);
+void nsys__stage_flush(nsys__sched_t *s);
 void nsys__finalize(nsys_runtime_t *rt, nsys__actor_t *a, bool quiet);
 void nsys__run_turn(nsys__sched_t *s, nsys__actor_t *a);
 void nsys__exit_actor(nsys__actor_t *a);

@@ -51,6 +51,19 @@ static inline bool nsys__mailbox_push(nsys__mailbox_t *mb, nsys__mpsc_node_t *no
     return (prev & 1) != 0;
 }
 
+/* Any thread. Pushes a chain first..last, already linked through `next`
+ * (plain stores by the caller are fine: the release below publishes them), in
+ * one exchange. Same return as nsys__mailbox_push. */
+static inline bool nsys__mailbox_push_chain(nsys__mailbox_t *mb, nsys__mpsc_node_t *first,
+                                            nsys__mpsc_node_t *last)
+{
+    atomic_store_explicit(&last->next, NULL, memory_order_relaxed);
+    uintptr_t prev = atomic_exchange_explicit(&mb->head, (uintptr_t)last, memory_order_acq_rel);
+    nsys__mpsc_node_t *p = (nsys__mpsc_node_t *)(prev & ~(uintptr_t)1);
+    atomic_store_explicit(&p->next, first, memory_order_release);
+    return (prev & 1) != 0;
+}
+
 /* Consumer only. Returns the next node or NULL (empty, or a push not yet
  * linked). On success *old_stub receives the node that stops being the stub;
  * the caller owns it from then on. */

@@ -119,6 +119,52 @@ int nsys__send_node(nsys_runtime_t *rt, nsys_ref_t to, nsys__node_t *n)
     return nsys__send_node_from(rt, (s != NULL && s->rt == rt) ? s : NULL, to, n);
 }
 
+static void stage_push(nsys__stage_t *st)
+{
+    if (nsys__mailbox_push_chain(&st->to->mb, st->first, st->last))
+        nsys__schedule(st->to);
+}
+
+void nsys__stage_flush(nsys__sched_t *s)
+{
+    for (unsigned i = 0; i < s->nstage; i++)
+        stage_push(&s->stage[i]);
+    s->nstage = 0;
+}
+
+static void stage_flush_to(nsys__sched_t *s, nsys__actor_t *a)
+{
+    for (unsigned i = 0; i < s->nstage; i++) {
+        if (s->stage[i].to == a) {
+            stage_push(&s->stage[i]);
+            s->stage[i] = s->stage[--s->nstage];
+            return;
+        }
+    }
+}
+
+/* Chains n for `a` (on another scheduler) until the turn ends. */
+static void stage(nsys__sched_t *s, nsys__actor_t *a, nsys__node_t *n)
+{
+    nsys__mpsc_node_t *link = &n->hdr.link;
+    atomic_store_explicit(&link->next, NULL, memory_order_relaxed);
+    for (unsigned i = 0; i < s->nstage; i++) {
+        nsys__stage_t *st = &s->stage[i];
+        if (st->to != a)
+            continue;
+        atomic_store_explicit(&st->last->next, link, memory_order_relaxed);
+        st->last = link;
+        if (++st->count >= NSYS__STAGE_MAX_CHAIN) {
+            stage_push(st);
+            s->stage[i] = s->stage[--s->nstage];
+        }
+        return;
+    }
+    if (s->nstage == NSYS__STAGE_TARGETS)
+        nsys__stage_flush(s);
+    s->stage[s->nstage++] = (nsys__stage_t){.to = a, .first = link, .last = link, .count = 1};
+}
+
 int nsys__send_node_from(nsys_runtime_t *rt, nsys__sched_t *s, nsys_ref_t to, nsys__node_t *n)
 {
     bool internal = s != NULL;
@@ -127,7 +173,19 @@ int nsys__send_node_from(nsys_runtime_t *rt, nsys__sched_t *s, nsys_ref_t to, ns
         nsys__dead_letter(rt, n->msg.type, to);
         return NSYS_ENOACTOR;
     }
-    if (nsys__mailbox_push(&a->mb, &n->hdr.link))
+    /* Inside a turn, a message to another scheduler waits for the turn's end
+     * (the epoch keeps `a` from being reclaimed until then). The runtime's
+     * own signals (monitor, link, exit) never wait: they must be in place
+     * before the caller's next step. */
+    bool staged = false;
+    if (internal && nsys__tls_actor != NULL && a->sched != s) {
+        staged = n->msg.type >= NSYS_MSG_SYSTEM_MAX;
+        if (staged)
+            stage(s, a, n);
+        else
+            stage_flush_to(s, a); /* what we sent it before goes first */
+    }
+    if (!staged && nsys__mailbox_push(&a->mb, &n->hdr.link))
         nsys__schedule(a);
     nsys__release(rt, a, internal);
     if (internal)

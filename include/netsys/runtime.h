@@ -13,7 +13,11 @@
  * Messages. nsys_send() and friends may be called from any thread. Messages
  * from one sender to one receiver arrive in the order they were sent. On
  * success the payload is moved to the receiver; on any error the caller keeps
- * what it passed (as in nng).
+ * what it passed (as in nng). Messages an actor sends during a callback to
+ * actors on other schedulers are handed over together when the callback
+ * returns (one atomic operation per receiver instead of one per message);
+ * nothing inside netsys can tell the difference, but a side channel could
+ * (a callback that sends and then signals another thread directly).
  *
  * Implicit self. Calls made from inside an actor callback (init, handle,
  * terminate) know the running actor: nsys_send() stamps it as the sender and

@@ -569,9 +569,12 @@ void nsys__finalize(nsys_runtime_t *rt, nsys__actor_t *a, bool quiet)
 
 /* ---- monitors, links, signals ------------------------------------------------------ */
 
+/* Calls on an actor's own context belong on its scheduler's thread. */
+static bool own_thread(const nsys_ctx_t *ctx) { return ctx != NULL && nsys__tls_sched == ctx->sched; }
+
 int nsys_monitor(nsys_ctx_t *ctx, nsys_ref_t target, uint64_t *monitor_id)
 {
-    if (ctx == NULL || target == NSYS_REF_NONE)
+    if (!own_thread(ctx) || target == NSYS_REF_NONE)
         return NSYS_EINVAL;
     nsys_runtime_t *rt = ctx->sched->rt;
     nsys__ext_t *e = nsys__ext(ctx);
@@ -595,7 +598,7 @@ int nsys_monitor(nsys_ctx_t *ctx, nsys_ref_t target, uint64_t *monitor_id)
 
 int nsys_demonitor(nsys_ctx_t *ctx, uint64_t monitor_id)
 {
-    if (ctx == NULL)
+    if (!own_thread(ctx))
         return NSYS_EINVAL;
     nsys_ref_t target;
     if (ctx->ext == NULL ||
@@ -608,7 +611,7 @@ int nsys_demonitor(nsys_ctx_t *ctx, uint64_t monitor_id)
 
 int nsys_link(nsys_ctx_t *ctx, nsys_ref_t target)
 {
-    if (ctx == NULL || target == NSYS_REF_NONE)
+    if (!own_thread(ctx) || target == NSYS_REF_NONE)
         return NSYS_EINVAL;
     if (target == ctx->self)
         return 0;
@@ -624,7 +627,7 @@ int nsys_link(nsys_ctx_t *ctx, nsys_ref_t target)
 
 int nsys_unlink(nsys_ctx_t *ctx, nsys_ref_t target)
 {
-    if (ctx == NULL || target == NSYS_REF_NONE)
+    if (!own_thread(ctx) || target == NSYS_REF_NONE)
         return NSYS_EINVAL;
     if (ctx->ext == NULL || !refs_remove(ctx->ext->links, &ctx->ext->nlinks, target))
         return 0;

@@ -89,7 +89,7 @@ void nsys__schedule(nsys__actor_t *a)
 void nsys__dead_letter(nsys_runtime_t *rt, uint32_t type, nsys_ref_t to)
 {
     atomic_fetch_add_explicit(&rt->dead_letters, 1, memory_order_relaxed);
-    if (!NSYS_LOG_ENABLED(NSYS_LOG_DEBUG) ||
+    if (!NSYS_LOG_ENABLED(NSYS_LOG_INFO) ||
         atomic_load_explicit(&rt->state, memory_order_relaxed) >= NSYS__RT_FORCE)
         return;
     /* At most one line a second; the others are counted in it. */
@@ -105,7 +105,7 @@ void nsys__dead_letter(nsys_runtime_t *rt, uint32_t type, nsys_ref_t to)
         return;
     }
     uint64_t more = atomic_exchange_explicit(&rt->dead_suppressed, 0, memory_order_relaxed);
-    nsys_log_emit(NSYS_LOG_DEBUG, __FILE__, __LINE__,
+    nsys_log_emit(NSYS_LOG_INFO, __FILE__, __LINE__,
                   "dead letter: message type %" PRIu32 " to a%" PRIu32 ".%" PRIu32
                   " (no such actor); %" PRIu64 " more since the last report",
                   type, NSYS_REF_SLOT(to), NSYS_REF_GEN(to), more);

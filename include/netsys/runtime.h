@@ -267,6 +267,8 @@ int nsys_call_ptr(nsys_runtime_t *rt, nsys_ref_t to, uint32_t type, void *ptr, s
 
 /* ------------------------------------------------------------------------ */
 /* Monitors, links, exits                                                    */
+/* These act on the calling actor: call them from its callbacks (or libuv
+ * callbacks on its loop); from another thread they fail with NSYS_EINVAL. */
 
 /* Monitors `target`: the caller gets exactly one NSYS_MSG_DOWN when it exits,
  * at once (reason NSYS_REASON_NOPROC) if it is already gone. */

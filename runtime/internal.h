@@ -229,6 +229,13 @@ struct nsys_runtime {
     uv_mutex_t wait_mu;
     uv_cond_t wait_cond;
     uv_async_t *waiter;  /* the async of the thread in nsys_runtime_wait */
+    int waiting;         /* a thread is in nsys_runtime_wait (one at a time) */
+    /* Waits run a loop of their own, kept across waits with the signal
+     * watchers on it; touched only by the waiting thread. */
+    uv_loop_t wait_loop;
+    int wait_loop_ready, signals_on, pending_signal;
+    uv_signal_t sigint, sigterm;
+    struct waitctx *cur_wait;
     int stop_requested;
     int stop_code;
     _Atomic int exit_watch; /* someone waits for exits on wait_cond */

@@ -9,7 +9,7 @@
 
 #define POOL_CHUNK 256u          /* nodes moved between a scheduler and the overflow */
 #define POOL_LOCAL_MAX (4 * POOL_CHUNK)
-#define POOL_GLOBAL_MAX 256u     /* chunks kept in the overflow; more are freed */
+#define POOL_GLOBAL_MAX 64u      /* chunks kept in the overflow (16 K nodes); more are freed */
 
 static nsys__pool_t *local_pool(nsys_runtime_t *rt)
 {

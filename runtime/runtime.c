@@ -131,7 +131,6 @@ typedef struct waitctx {
     nsys_wake_t why;
     int code;
     uv_async_t async;
-    uv_signal_t sigint, sigterm;
     uv_timer_t timer;
 } waitctx_t;
 
@@ -160,14 +159,21 @@ static void wait_on_async(uv_async_t *h)
         uv_stop(h->loop);
 }
 
+/* The signal watchers outlive each wait (see nsys_runtime_wait): a signal
+ * that lands while no wait wants it is kept for the next one that does. */
 static void wait_on_signal(uv_signal_t *h, int signum)
 {
-    waitctx_t *w = h->data;
-    if (w->why == 0) {
-        w->why = NSYS_WAKE_SIGNAL;
-        w->code = signum;
+    nsys_runtime_t *rt = h->data;
+    waitctx_t *w = rt->cur_wait;
+    if (w != NULL && (w->flags & NSYS_WAIT_SIGNALS)) {
+        if (w->why == 0) {
+            w->why = NSYS_WAKE_SIGNAL;
+            w->code = signum;
+        }
+        uv_stop(h->loop);
+    } else {
+        rt->pending_signal = signum;
     }
-    uv_stop(h->loop);
 }
 
 static void wait_on_timer(uv_timer_t *h)
@@ -178,6 +184,24 @@ static void wait_on_timer(uv_timer_t *h)
     uv_stop(h->loop);
 }
 
+static int start_signals(nsys_runtime_t *rt)
+{
+    uv_signal_t *sig[2] = {&rt->sigint, &rt->sigterm};
+    int nums[2] = {SIGINT, SIGTERM};
+    for (int i = 0; i < 2; i++) {
+        int rc = uv_signal_init(&rt->wait_loop, sig[i]);
+        if (rc == 0) {
+            sig[i]->data = rt;
+            rc = uv_signal_start(sig[i], wait_on_signal, nums[i]);
+        }
+        if (rc != 0)
+            return rc;
+        uv_unref((uv_handle_t *)sig[i]); /* they never keep a wait's loop running */
+    }
+    rt->signals_on = 1;
+    return 0;
+}
+
 int nsys_runtime_wait(nsys_runtime_t *rt, unsigned flags, uint64_t timeout_ms, nsys_wake_t *why,
                       int *code)
 {
@@ -185,50 +209,63 @@ int nsys_runtime_wait(nsys_runtime_t *rt, unsigned flags, uint64_t timeout_ms, n
         return NSYS_EINVAL;
     if (atomic_load(&rt->state) >= NSYS__RT_STOPPED)
         return NSYS_ESTOPPED;
-    uv_loop_t loop;
-    int rc = uv_loop_init(&loop);
-    if (rc != 0)
-        return rc;
-    waitctx_t w = {.rt = rt, .flags = flags};
-    uv_async_init(&loop, &w.async, wait_on_async);
-    w.async.data = &w;
-    if (flags & NSYS_WAIT_SIGNALS) {
-        uv_signal_init(&loop, &w.sigint);
-        uv_signal_init(&loop, &w.sigterm);
-        w.sigint.data = w.sigterm.data = &w;
-        uv_signal_start(&w.sigint, wait_on_signal, SIGINT);
-        uv_signal_start(&w.sigterm, wait_on_signal, SIGTERM);
+    uv_mutex_lock(&rt->wait_mu);
+    bool busy = rt->waiting;
+    rt->waiting = 1;
+    uv_mutex_unlock(&rt->wait_mu);
+    if (busy)
+        return NSYS_EBUSY;
+
+    /* One loop per runtime for waits, made on the first: the signal watchers
+     * stay on it, so SIGINT/SIGTERM never fall back to their default action
+     * between two waits. */
+    int rc = 0;
+    if (!rt->wait_loop_ready) {
+        rc = uv_loop_init(&rt->wait_loop);
+        rt->wait_loop_ready = rc == 0;
     }
+    if (rc == 0 && (flags & NSYS_WAIT_SIGNALS) && !rt->signals_on)
+        rc = start_signals(rt);
+    if (rc != 0) {
+        uv_mutex_lock(&rt->wait_mu);
+        rt->waiting = 0;
+        uv_mutex_unlock(&rt->wait_mu);
+        return rc;
+    }
+
+    waitctx_t w = {.rt = rt, .flags = flags};
+    uv_async_init(&rt->wait_loop, &w.async, wait_on_async);
+    w.async.data = &w;
     if (timeout_ms > 0) {
-        uv_timer_init(&loop, &w.timer);
+        uv_timer_init(&rt->wait_loop, &w.timer);
         w.timer.data = &w;
         uv_timer_start(&w.timer, wait_on_timer, timeout_ms, 0);
     }
+    if ((flags & NSYS_WAIT_SIGNALS) && rt->pending_signal != 0) {
+        w.why = NSYS_WAKE_SIGNAL;
+        w.code = rt->pending_signal;
+        rt->pending_signal = 0;
+    }
+    rt->cur_wait = &w;
 
     uv_mutex_lock(&rt->wait_mu);
-    bool busy = rt->waiter != NULL;
-    if (!busy)
-        rt->waiter = &w.async;
-    bool done = busy || wait_done(&w);
+    rt->waiter = &w.async;
+    bool done = wait_done(&w);
     uv_mutex_unlock(&rt->wait_mu);
     if (!done)
-        uv_run(&loop, UV_RUN_DEFAULT);
+        uv_run(&rt->wait_loop, UV_RUN_DEFAULT);
 
     uv_mutex_lock(&rt->wait_mu);
-    if (rt->waiter == &w.async)
-        rt->waiter = NULL;
+    rt->waiter = NULL;
     uv_mutex_unlock(&rt->wait_mu);
     uv_close((uv_handle_t *)&w.async, NULL);
-    if (flags & NSYS_WAIT_SIGNALS) {
-        uv_close((uv_handle_t *)&w.sigint, NULL);
-        uv_close((uv_handle_t *)&w.sigterm, NULL);
-    }
     if (timeout_ms > 0)
         uv_close((uv_handle_t *)&w.timer, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    uv_loop_close(&loop);
-    if (busy)
-        return NSYS_EBUSY;
+    uv_run(&rt->wait_loop, UV_RUN_DEFAULT); /* the closes; signals are unref'd */
+    rt->cur_wait = NULL;
+    uv_mutex_lock(&rt->wait_mu);
+    rt->waiting = 0;
+    uv_mutex_unlock(&rt->wait_mu);
     if (why != NULL)
         *why = w.why;
     if (code != NULL)
@@ -311,6 +348,14 @@ void nsys_runtime_free(nsys_runtime_t *rt)
             if (s != NULL && (atomic_load(&s->word) & (NSYS__ALIVE | NSYS__PINS_MASK)) != 0)
                 NSYS_LOG(NSYS_LOG_ERROR, "runtime free: slot %u still in use", i);
         }
+    if (rt->wait_loop_ready) {
+        if (rt->signals_on) {
+            uv_close((uv_handle_t *)&rt->sigint, NULL);
+            uv_close((uv_handle_t *)&rt->sigterm, NULL);
+        }
+        uv_run(&rt->wait_loop, UV_RUN_DEFAULT);
+        uv_loop_close(&rt->wait_loop);
+    }
     nsys__table_free(&rt->table);
     nsys__registry_free(rt->registry);
     nsys__pool_global_free(&rt->pool);

@@ -151,7 +151,11 @@ typedef enum nsys_wake {
 /* Blocks the calling (non-scheduler) thread until one of the conditions in
  * `flags`, a stop request, or `timeout_ms` (0: none) elapses. `why` (may be
  * NULL) tells which; `code` (may be NULL) gets the request's code or the
- * signal number. Does not stop the runtime: call nsys_runtime_stop after. */
+ * signal number. Does not stop the runtime: call nsys_runtime_stop after.
+ * Once a wait has asked for NSYS_WAIT_SIGNALS, SIGINT and SIGTERM stay
+ * caught until nsys_runtime_free: one that arrives between two waits is
+ * reported by the next wait that asks for signals, never lost and never the
+ * default action. One thread waits at a time (NSYS_EBUSY otherwise). */
 int nsys_runtime_wait(nsys_runtime_t *rt, unsigned flags, uint64_t timeout_ms, nsys_wake_t *why,
                       int *code);
 

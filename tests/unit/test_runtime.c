@@ -341,6 +341,28 @@ Test(runtime, wait_for_signals_wakes_on_sigint_raised_by_another_thread, .timeou
     wait_for_signal(SIGINT);
 }
 
+Test(runtime, a_signal_between_two_waits_is_kept_for_the_next_wait_not_fatal, .timeout = 60)
+{
+    nsys_runtime_t *rt = NULL;
+    cr_assert_eq(t_runtime(2, &rt), 0);
+    nsys_wake_t why = 0;
+    int code = 0;
+    /* The first wait installs the watchers and times out. */
+    cr_assert_eq(nsys_runtime_wait(rt, NSYS_WAIT_SIGNALS, 1, &why, &code), 0);
+    cr_assert_eq(why, NSYS_WAKE_TIMEOUT);
+    /* Between waits: with the default action this would end the process. */
+    cr_assert_eq(raise(SIGTERM), 0);
+    why = 0;
+    cr_assert_eq(nsys_runtime_wait(rt, NSYS_WAIT_SIGNALS, T_WAIT_MS, &why, &code), 0);
+    cr_assert_eq(why, NSYS_WAKE_SIGNAL, "woke with %d instead of the pending SIGTERM", (int)why);
+    cr_assert_eq(code, SIGTERM);
+    /* Consumed: the next wait times out. */
+    why = 0;
+    cr_assert_eq(nsys_runtime_wait(rt, NSYS_WAIT_SIGNALS, 1, &why, &code), 0);
+    cr_assert_eq(why, NSYS_WAKE_TIMEOUT);
+    T_RUNTIME_FREE(rt);
+}
+
 Test(runtime, stop_twice_is_harmless)
 {
     nsys_runtime_t *rt = NULL;

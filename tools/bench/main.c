@@ -25,8 +25,9 @@ extern const bench_cmd_t bench_cmd_w3;
 extern const bench_cmd_t bench_cmd_w2_limit;
 extern const bench_cmd_t bench_cmd_w1_limit;
 extern const bench_cmd_t bench_cmd_sup_restart;
+extern const bench_cmd_t bench_cmd_echo_client;
 
-/* New subcommands (echo-server, echo-client, ...) go here. */
+/* New subcommands (echo-server, ...) go here. */
 /* clang-format off */
 static const bench_cmd_t *const commands[] = {
     &bench_cmd_w1,
@@ -35,6 +36,7 @@ static const bench_cmd_t *const commands[] = {
     &bench_cmd_w2_limit,
     &bench_cmd_w1_limit,
     &bench_cmd_sup_restart,
+    &bench_cmd_echo_client,
 };
 /* clang-format on */
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))

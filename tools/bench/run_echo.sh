@@ -29,27 +29,8 @@
 # the server or the client could not be started.
 set -u
 
-runs=${1:-5}
-case $runs in
-'' | *[!0-9]* | 0)
-    echo "usage: $0 [runs]   (runs: a positive integer, default 5)" >&2
-    exit 2
-    ;;
-esac
-
-root=$(cd "$(dirname "$0")/../.." && pwd)
-bench=${NETSYS_BENCH:-}
-if [ -z "$bench" ]; then
-    for dir in build/bench build/release; do
-        bench=$root/$dir/tools/bench/netsys-bench
-        [ -x "$bench" ] && break
-    done
-fi
-if [ ! -x "$bench" ]; then
-    echo "$0: $bench not found; build it first:" >&2
-    echo "  cmake --build build/release --target netsys-bench netsys-baseline-echo-server" >&2
-    exit 2
-fi
+# shellcheck source=tools/bench/common.sh
+. "$(dirname "$0")/common.sh"
 server_cmd=${SERVER_CMD:-}
 label=${SERVER_LABEL:-}
 if [ -z "$server_cmd" ]; then
@@ -61,7 +42,6 @@ if [ -z "$server_cmd" ]; then
     fi
 fi
 label=${label:-custom}
-command -v python3 >/dev/null || { echo "$0: needs python3" >&2; exit 2; }
 
 server_pin=()
 client_pin=()
@@ -129,7 +109,7 @@ for ((r = 1; r <= runs; r++)); do
             continue
         fi
         echo "$line" >&2
-        printf '%s\n' "$line" >>"$raw"
+        printf '%s\t%s\n' "$r" "$line" >>"$raw"
         if [ -n "${RAW:-}" ]; then
             echo "$line" >>"$RAW"
         fi
@@ -138,46 +118,6 @@ done
 
 stop_server
 
-python3 - "$raw" "$runs" "$failures" <<'EOF'
-import json, statistics, sys
-
-path, runs, failures = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-by_workload, order = {}, []
-with open(path) as f:
-    for line in f:
-        rec = json.loads(line)
-        if not rec.get("ok", True) or rec.get("value") is None:
-            continue
-        w = rec["workload"]
-        if w not in by_workload:
-            by_workload[w] = []
-            order.append(w)
-        by_workload[w].append(rec)
-
-EXTRA = ["msgs_per_s", "mb_per_s", "p50_us", "p99_us", "p999_us", "max_us"]
-PARAMS = ["count", "size", "window", "warmup", "host", "server"]
-
-def fmt(x):
-    return round(x, 4) if isinstance(x, float) and abs(x) < 1000 else (round(x, 1) if isinstance(x, float) else x)
-
-for w in order:
-    recs = by_workload[w]
-    values = [r["value"] for r in recs]
-    first = recs[0]
-    out = {"system": "netsys", "workload": w, "metric": first["metric"], "stat": "median",
-           "runs": len(values), "value": fmt(statistics.median(values)), "unit": first["unit"],
-           "min": fmt(min(values)), "max": fmt(max(values))}
-    for key in EXTRA:
-        xs = [r[key] for r in recs if isinstance(r.get(key), (int, float))]
-        if xs:
-            out[key] = fmt(statistics.median(xs))
-    for key in PARAMS:
-        if key in first:
-            out[key] = first[key]
-    print(json.dumps(out, separators=(",", ":")))
-
-if failures:
-    print(json.dumps({"system": "netsys", "workload": "run_echo", "failed_runs": failures,
-                      "rounds": runs}, separators=(",", ":")))
-    sys.exit(1)
-EOF
+python3 "$root/tools/bench/medians.py" "$raw" "$runs" "$failures" run_echo \
+    --extra msgs_per_s,mb_per_s,p50_us,p99_us,p999_us,max_us \
+    --params count,size,window,warmup,host,server

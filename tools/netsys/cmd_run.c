@@ -4,12 +4,11 @@
  * the root supervisor exiting on its own; then stops the tree in order and
  * prints a summary.
  *
- * Signals. nsys_runtime_wait watches SIGINT/SIGTERM only while it waits, and
- * libuv puts the default action back when its last watcher closes, so a
- * signal landing between two waits would kill the process. A second watcher
- * on a loop of our own (the "latch") stays registered for the whole run: the
- * handler is never removed, and a signal that arrives between waits is found
- * in the latch.
+ * Signals. The runtime keeps its SIGINT/SIGTERM watchers from the first wait
+ * that asks for them until nsys_runtime_free, and reports a signal that came
+ * between two waits at the next one; so a short wait right after the runtime
+ * is created covers the start, the run and the teardown (a second Ctrl-C
+ * while the tree stops is held, never fatal).
  *
  * Not for: counting (run_observer.c) or printing (run_report.c).
  */
@@ -24,53 +23,18 @@
 
 #define STATUS_REFRESH_MS 250u
 
-/* ---- signal latch -------------------------------------------------------------- */
+/* ---- signals ------------------------------------------------------------------ */
 
-typedef struct signal_latch {
-    uv_loop_t loop;
-    uv_signal_t sigint, sigterm;
-    int signum; /* the first signal caught, 0: none */
-} signal_latch_t;
-
-static void latch_on_signal(uv_signal_t *h, int signum)
+/* Installs the runtime's signal watchers (they stay until nsys_runtime_free);
+ * *signum gets a signal that already arrived, else stays 0. */
+static int watch_signals(nsys_runtime_t *rt, int *signum)
 {
-    signal_latch_t *latch = h->data;
-    if (latch->signum == 0)
-        latch->signum = signum;
-}
-
-static void latch_close(signal_latch_t *latch)
-{
-    uv_close((uv_handle_t *)&latch->sigint, NULL);
-    uv_close((uv_handle_t *)&latch->sigterm, NULL);
-    uv_run(&latch->loop, UV_RUN_DEFAULT);
-    uv_loop_close(&latch->loop);
-}
-
-/* From here on SIGINT and SIGTERM no longer kill the process: the first one
- * ends the run in order, later ones are ignored until latch_close. */
-static int latch_open(signal_latch_t *latch)
-{
-    memset(latch, 0, sizeof *latch);
-    int rc = uv_loop_init(&latch->loop);
-    if (rc != 0)
-        return rc;
-    uv_signal_init(&latch->loop, &latch->sigint);
-    uv_signal_init(&latch->loop, &latch->sigterm);
-    latch->sigint.data = latch->sigterm.data = latch;
-    rc = uv_signal_start(&latch->sigint, latch_on_signal, SIGINT);
-    if (rc == 0)
-        rc = uv_signal_start(&latch->sigterm, latch_on_signal, SIGTERM);
-    if (rc != 0)
-        latch_close(latch);
+    nsys_wake_t why = 0;
+    int code = 0;
+    int rc = nsys_runtime_wait(rt, NSYS_WAIT_SIGNALS, 1, &why, &code);
+    if (rc == 0 && why == NSYS_WAKE_SIGNAL)
+        *signum = code;
     return rc;
-}
-
-/* The signal caught so far, 0 if none. */
-static int latch_poll(signal_latch_t *latch)
-{
-    uv_run(&latch->loop, UV_RUN_NOWAIT);
-    return latch->signum;
 }
 
 /* ---- options ------------------------------------------------------------------- */
@@ -210,8 +174,8 @@ static uint64_t now_ms(void)
 }
 
 /* Waits until the run must end; fills out->stop (and signum). */
-static void run_until_stop(run_shared_t *sh, signal_latch_t *latch, const run_opts_t *o,
-                           bool status_line, run_outcome_t *out)
+static void run_until_stop(run_shared_t *sh, int signum, const run_opts_t *o, bool status_line,
+                           run_outcome_t *out)
 {
     /* Measured from when the tree began to start, like the uptime. */
     uint64_t deadline_ns = o->duration_ms ? sh->start_ns + o->duration_ms * 1000000u : 0;
@@ -222,7 +186,6 @@ static void run_until_stop(run_shared_t *sh, signal_latch_t *latch, const run_op
             out->reason = atomic_load(&sh->root_reason);
             return;
         }
-        int signum = latch_poll(latch);
         if (signum != 0) {
             out->stop = RUN_STOP_SIGNAL;
             out->signum = signum;
@@ -252,9 +215,8 @@ static void run_until_stop(run_shared_t *sh, signal_latch_t *latch, const run_op
             out->reason = rc;
             return;
         }
-        /* The latch caught it as well, but its loop may not have run yet. */
-        if (why == NSYS_WAKE_SIGNAL && latch->signum == 0)
-            latch->signum = code;
+        if (why == NSYS_WAKE_SIGNAL)
+            signum = code;
     }
 }
 
@@ -284,22 +246,22 @@ static int run_config(const run_opts_t *o, const nsys_config_t *cfg)
     const nsys_runtime_opts_t *rt_opts = nsys_config_runtime_opts(cfg);
     run_outcome_t out = {.name = nsys_config_name(cfg)};
     run_shared_t sh;
-    signal_latch_t latch;
+    int signum = 0;
     nsys_ref_t observer = NSYS_REF_NONE, root = NSYS_REF_NONE;
     bool status_line = isatty(STDOUT_FILENO) == 1;
     char err[512] = "";
 
     memset(&sh, 0, sizeof sh);
     sh.events = status_line ? NULL : o->json ? stderr : stdout;
-    int rc = latch_open(&latch);
-    if (rc != 0) {
-        cli_error("cannot watch SIGINT/SIGTERM: %s", nsys_strerror(rc));
-        return CLI_EXIT_FAIL;
-    }
-    rc = nsys_runtime_new(rt_opts, &sh.rt);
+    int rc = nsys_runtime_new(rt_opts, &sh.rt);
     if (rc != 0) {
         cli_error("cannot create the runtime: %s", nsys_strerror(rc));
-        latch_close(&latch);
+        return CLI_EXIT_FAIL;
+    }
+    rc = watch_signals(sh.rt, &signum);
+    if (rc != 0) {
+        cli_error("cannot watch SIGINT/SIGTERM: %s", nsys_strerror(rc));
+        nsys_runtime_free(sh.rt);
         return CLI_EXIT_FAIL;
     }
     sh.start_ns = uv_hrtime();
@@ -321,7 +283,7 @@ static int run_config(const run_opts_t *o, const nsys_config_t *cfg)
     if (rc == 0) {
         if (status_line)
             run_status_begin(out.name);
-        run_until_stop(&sh, &latch, o, status_line, &out);
+        run_until_stop(&sh, signum, o, status_line, &out);
     } else {
         out.stop = RUN_STOP_START_FAILED;
         out.reason = rc;
@@ -338,7 +300,6 @@ static int run_config(const run_opts_t *o, const nsys_config_t *cfg)
     if (status_line)
         run_status_end();
     nsys_runtime_free(sh.rt);
-    latch_close(&latch);
 
     switch (out.stop) {
     case RUN_STOP_SIGNAL:

@@ -111,6 +111,7 @@ nsys_runtime_t *nsys_ctx_runtime(const nsys_ctx_t *ctx) { return ctx != NULL ? c
 uv_loop_t *nsys_ctx_loop(const nsys_ctx_t *ctx) { return ctx != NULL ? &ctx->sched->loop : NULL; }
 unsigned nsys_ctx_scheduler(const nsys_ctx_t *ctx) { return ctx != NULL ? ctx->sched->index : 0; }
 void *nsys_ctx_state(const nsys_ctx_t *ctx) { return ctx != NULL ? (void *)ctx->state : NULL; }
+const nsys_behaviour_t *nsys_ctx_behaviour(const nsys_ctx_t *ctx) { return ctx != NULL ? ctx->beh : NULL; }
 nsys_ctx_t *nsys_current(void) { return nsys__tls_actor; }
 
 static void fail(nsys__actor_t *a, int reason)
@@ -125,6 +126,47 @@ void nsys_exit(nsys_ctx_t *ctx, int reason)
 {
     if (ctx != NULL)
         fail(ctx, reason);
+}
+
+void nsys_set_turn_hook(nsys_ctx_t *ctx, void (*hook)(nsys_ctx_t *ctx, void *state))
+{
+    if (ctx != NULL)
+        ctx->turn_hook = hook;
+}
+
+bool nsys_io_enter(nsys_ctx_t *ctx)
+{
+    if (ctx == NULL || !ctx->initialized || ctx->exiting || ctx->sched != nsys__tls_sched ||
+        atomic_load_explicit(&ctx->kill_req, memory_order_relaxed))
+        return false;
+    if (nsys__tls_actor == ctx) { /* already running as it: a nested call */
+        ctx->io_depth++;
+        return true;
+    }
+    if (nsys__tls_actor != NULL)
+        return false; /* another actor's callback: never run two at once */
+    nsys__tls_actor = ctx;
+    return true;
+}
+
+void nsys_io_leave(nsys_ctx_t *ctx)
+{
+    if (ctx == NULL || nsys__tls_actor != ctx)
+        return;
+    if (ctx->io_depth > 0) {
+        ctx->io_depth--;
+        return;
+    }
+    if (ctx->turn_hook != NULL && !ctx->exiting)
+        ctx->turn_hook(ctx, ctx->state);
+    nsys__tls_actor = NULL;
+    nsys__stage_flush(ctx->sched);
+    if (ctx->exiting && !ctx->wake_sent) {
+        /* The exit is carried out by the actor's next turn, which this
+         * message makes sure happens even with an empty mailbox. */
+        ctx->wake_sent = 1;
+        nsys__send_sys(ctx->sched->rt, ctx->self, ctx->self, NSYS__MSG_WAKE, NULL);
+    }
 }
 
 bool nsys_trap_exit(nsys_ctx_t *ctx, bool trap)
@@ -392,6 +434,7 @@ static void dispatch(nsys__actor_t *a, nsys__node_t *n)
         on_signal(a, n);
         break;
     case NSYS__MSG_KILL:
+    case NSYS__MSG_WAKE:
         break; /* the flag, checked before each message, did the work */
     case NSYS_MSG_DOWN: {
         /* Deliver only DOWNs of monitors still held: demonitor flushes. */
@@ -436,6 +479,8 @@ void nsys__run_turn(nsys__sched_t *s, nsys__actor_t *a)
         a->exiting = 1;
         a->exit_reason = NSYS_REASON_KILLED;
     }
+    if (a->turn_hook != NULL && !a->exiting)
+        a->turn_hook(a, a->state);
     nsys__tls_actor = NULL;
     nsys__stage_flush(s);
     nsys__counter_add(&s->handled, n);

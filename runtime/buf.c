@@ -5,12 +5,15 @@
 #include <netsys/error.h>
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct nsys_buf {
     atomic_size_t refs;
     struct nsys_buf *root; /* NULL for a root buffer */
+    nsys_buf_free_fn on_free; /* root only: told when the storage goes */
+    void *on_free_arg;
     uint8_t *data;
     size_t len;
     size_t cap;
@@ -28,6 +31,8 @@ int nsys_buf_new(size_t cap, nsys_buf_t **out)
         return NSYS_ENOMEM;
     atomic_init(&b->refs, 1);
     b->root = NULL;
+    b->on_free = NULL;
+    b->on_free_arg = NULL;
     b->data = b->bytes;
     b->len = 0;
     b->cap = cap;
@@ -61,6 +66,8 @@ int nsys_buf_slice(nsys_buf_t *buf, size_t offset, size_t len, nsys_buf_t **out)
     nsys_buf_ref(root);
     atomic_init(&s->refs, 1);
     s->root = root;
+    s->on_free = NULL;
+    s->on_free_arg = NULL;
     s->data = buf->data + offset;
     s->len = len;
     s->cap = len;
@@ -81,6 +88,8 @@ void nsys_buf_unref(nsys_buf_t *buf)
         if (atomic_fetch_sub_explicit(&buf->refs, 1, memory_order_acq_rel) != 1)
             return;
         nsys_buf_t *root = buf->root;
+        if (buf->on_free != NULL)
+            buf->on_free(buf->on_free_arg, buf->cap);
         free(buf);
         buf = root;
     }
@@ -103,4 +112,29 @@ int nsys_buf_set_len(nsys_buf_t *buf, size_t len)
 size_t nsys_buf_refcount(const nsys_buf_t *buf)
 {
     return buf != NULL ? atomic_load_explicit(&buf->refs, memory_order_relaxed) : 0;
+}
+
+int nsys_buf_track(nsys_buf_t *buf, nsys_buf_free_fn on_free, void *arg)
+{
+    if (buf == NULL || buf->root != NULL)
+        return NSYS_EINVAL;
+    if (on_free != NULL && buf->on_free != NULL)
+        return NSYS_EBUSY;
+    buf->on_free = on_free;
+    buf->on_free_arg = on_free != NULL ? arg : NULL;
+    return 0;
+}
+
+bool nsys_buf_is_root(const nsys_buf_t *buf) { return buf != NULL && buf->root == NULL; }
+
+/* Compared as integers: relational operators on pointers into different
+ * objects are undefined, and the point is to find out whether they are the
+ * same object. */
+bool nsys_buf_within(const nsys_buf_t *buf, const void *data, size_t len)
+{
+    if (buf == NULL || data == NULL)
+        return false;
+    uintptr_t lo = (uintptr_t)buf->data;
+    uintptr_t at = (uintptr_t)data;
+    return at >= lo && at - lo <= buf->len && len <= buf->len - (size_t)(at - lo);
 }

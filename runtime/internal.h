@@ -31,7 +31,8 @@ enum {
     NSYS__MSG_LINK = 4,      /* nsys__sysmsg_t: ref = linker */
     NSYS__MSG_UNLINK = 5,    /* nsys__sysmsg_t: ref = unlinker */
     NSYS__MSG_SIGNAL = 6,    /* nsys__sysmsg_t: ref = from, reason, linked */
-    NSYS__MSG_KILL = 7       /* no payload; the kill flag is the signal */
+    NSYS__MSG_KILL = 7,      /* no payload; the kill flag is the signal */
+    NSYS__MSG_WAKE = 8       /* no payload: an exit asked for outside a turn (nsys_io_leave) */
 };
 
 typedef struct nsys__sysmsg {
@@ -102,6 +103,7 @@ struct nsys_actor {
         uint64_t retired_at; /* once retired: the global epoch at retirement */
     };
     nsys_ref_t ack_to; /* parent waiting for NSYS_MSG_STARTED, or none */
+    void (*turn_hook)(nsys_ctx_t *ctx, void *state); /* after each turn and I/O callback */
     int exit_reason;
     uint8_t started;     /* init was called */
     uint8_t initialized; /* init returned 0: terminate will run */
@@ -110,6 +112,8 @@ struct nsys_actor {
     uint8_t exited;      /* exit processed; memory waits for the last unpin */
     uint8_t trap;
     uint8_t ack_deferred;
+    uint8_t io_depth;  /* nested nsys_io_enter on the running actor */
+    uint8_t wake_sent; /* NSYS__MSG_WAKE sent for an exit asked for outside a turn */
     _Atomic uint8_t kill_req;
     _Atomic uint8_t named;
     _Alignas(16) unsigned char state[];

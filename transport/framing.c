@@ -106,23 +106,12 @@ static int fail(nsys_frame_decoder_t *dec, int code, uint32_t claim)
     return code;
 }
 
-/* True when [data, data+len) lies inside buf's used bytes. Compared as
- * integers: relational operators on pointers into different objects are
- * undefined, and the point here is to find out whether they are the same. */
-static int inside(const nsys_buf_t *buf, const uint8_t *data, size_t len)
-{
-    uintptr_t lo = (uintptr_t)nsys_buf_data(buf);
-    uintptr_t at = (uintptr_t)data;
-    size_t used = nsys_buf_len(buf);
-    return at >= lo && at - lo <= used && len <= used - (size_t)(at - lo);
-}
-
 int nsys_frame_decoder_feed(nsys_frame_decoder_t *dec, nsys_buf_t *buf, const uint8_t *data,
                             size_t len, nsys_frame_cb cb, void *ud)
 {
     if (dec == NULL || cb == NULL || (data == NULL && len > 0))
         return NSYS_EINVAL;
-    if (buf != NULL && len > 0 && !inside(buf, data, len))
+    if (buf != NULL && len > 0 && !nsys_buf_within(buf, data, len))
         return NSYS_EINVAL;
     dec->consumed = 0;
     if (dec->error != 0)

@@ -14,6 +14,7 @@
 #ifndef NETSYS_BUF_H
 #define NETSYS_BUF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,6 +48,20 @@ size_t nsys_buf_cap(const nsys_buf_t *buf);
 /* Sets the used length after writing into nsys_buf_data(); len <= cap, and
  * only on a root buffer (not a slice). */
 int nsys_buf_set_len(nsys_buf_t *buf, size_t len);
+
+/* Memory accounting: on_free(arg, cap) is called when the storage of root
+ * buffer `buf` is freed (its last reference, slices included, is dropped),
+ * on whichever thread drops it. NSYS_EBUSY if a hook is already set (remove
+ * it first with on_free NULL); NSYS_EINVAL for a slice. The network layer uses it to count the bytes its
+ * readers still hold (receive-side back-pressure). */
+typedef void (*nsys_buf_free_fn)(void *arg, size_t cap);
+int nsys_buf_track(nsys_buf_t *buf, nsys_buf_free_fn on_free, void *arg);
+
+/* True for a root buffer (one that owns its bytes), false for a slice. */
+bool nsys_buf_is_root(const nsys_buf_t *buf);
+
+/* True when [data, data+len) lies inside buf's used bytes. */
+bool nsys_buf_within(const nsys_buf_t *buf, const void *data, size_t len);
 
 /* Current reference count (for tests and diagnostics). */
 size_t nsys_buf_refcount(const nsys_buf_t *buf);

@@ -201,6 +201,7 @@ nsys_runtime_t *nsys_ctx_runtime(const nsys_ctx_t *ctx);
 uv_loop_t *nsys_ctx_loop(const nsys_ctx_t *ctx);
 unsigned nsys_ctx_scheduler(const nsys_ctx_t *ctx);
 void *nsys_ctx_state(const nsys_ctx_t *ctx);
+const nsys_behaviour_t *nsys_ctx_behaviour(const nsys_ctx_t *ctx);
 
 /* The actor whose callback is running on this thread, or NULL. */
 nsys_ctx_t *nsys_current(void);
@@ -212,6 +213,24 @@ nsys_ctx_t *nsys_current(void);
  * first, the parent sees only the exit (through its link or monitor). */
 void nsys_defer_ack(nsys_ctx_t *ctx);
 int nsys_ack(nsys_ctx_t *ctx);
+
+/* libuv callbacks of handles an actor owns (on nsys_ctx_loop) run on its
+ * scheduler thread between turns, not as the actor. Bracketing such a
+ * callback with nsys_io_enter/nsys_io_leave makes it run as the actor, with
+ * a turn's guarantees: sends are stamped with the actor and batched,
+ * nsys_spawn records it as parent, and nsys_exit takes effect (the actor's
+ * next turn, which follows at once, carries it out). nsys_io_enter returns
+ * false, and the callback must not act for the actor, when the actor is
+ * exiting or not yet initialised, or when called off its scheduler thread;
+ * nsys_io_leave is then not called. Nested brackets are allowed. */
+bool nsys_io_enter(nsys_ctx_t *ctx);
+void nsys_io_leave(nsys_ctx_t *ctx);
+
+/* A function the runtime calls at the end of every turn of the actor (after
+ * its batch of messages) and at every nsys_io_leave, unless it is exiting.
+ * Network actors use it to write what a turn queued in one system call.
+ * NULL removes it. */
+void nsys_set_turn_hook(nsys_ctx_t *ctx, void (*hook)(nsys_ctx_t *ctx, void *state));
 
 /* Marks the actor to exit with `reason` once the current callback returns
  * (C cannot unwind it). The first reason given wins. */

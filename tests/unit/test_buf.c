@@ -363,3 +363,70 @@ Test(buf, storage_is_freed_once_when_slices_are_dropped_on_many_threads, .timeou
     }
     T_ASSERT_NO_LEAKS();
 }
+
+/* ---- tracking (nsys_buf_track) ------------------------------------------------ */
+
+typedef struct track_count {
+    atomic_int calls;
+    atomic_size_t bytes;
+} track_count_t;
+
+static void track_hook(void *arg, size_t cap)
+{
+    track_count_t *t = arg;
+    atomic_fetch_add(&t->calls, 1);
+    atomic_fetch_add(&t->bytes, cap);
+}
+
+Test(buf, track_hook_runs_once_when_the_last_slice_goes, .timeout = 120)
+{
+    track_count_t t = {0};
+    nsys_buf_t *b = NULL, *s1 = NULL, *s2 = NULL;
+    cr_assert_eq(nsys_buf_new(100, &b), 0);
+    cr_assert_eq(nsys_buf_set_len(b, 50), 0);
+    cr_assert_eq(nsys_buf_track(b, track_hook, &t), 0);
+    cr_assert_eq(nsys_buf_slice(b, 0, 10, &s1), 0);
+    cr_assert_eq(nsys_buf_slice(s1, 2, 5, &s2), 0);
+    cr_assert(nsys_buf_is_root(b));
+    cr_assert_not(nsys_buf_is_root(s2));
+    nsys_buf_unref(b);
+    nsys_buf_unref(s1);
+    cr_assert_eq(atomic_load(&t.calls), 0, "storage still held by a slice");
+    nsys_buf_unref(s2);
+    cr_assert_eq(atomic_load(&t.calls), 1);
+    cr_assert_eq(atomic_load(&t.bytes), 100, "the hook gets the capacity");
+    T_ASSERT_NO_LEAKS();
+}
+
+Test(buf, track_refuses_slices_and_a_second_hook, .timeout = 120)
+{
+    track_count_t t = {0};
+    nsys_buf_t *b = NULL, *s = NULL;
+    cr_assert_eq(nsys_buf_from("abcd", 4, &b), 0);
+    cr_assert_eq(nsys_buf_slice(b, 1, 2, &s), 0);
+    cr_assert_eq(nsys_buf_track(s, track_hook, &t), NSYS_EINVAL);
+    cr_assert_eq(nsys_buf_track(b, track_hook, &t), 0);
+    cr_assert_eq(nsys_buf_track(b, track_hook, &t), NSYS_EBUSY);
+    cr_assert_eq(nsys_buf_track(b, NULL, NULL), 0, "removing is always allowed");
+    cr_assert_eq(nsys_buf_track(b, track_hook, &t), 0);
+    cr_assert_eq(nsys_buf_track(b, NULL, NULL), 0);
+    nsys_buf_unref(s);
+    nsys_buf_unref(b);
+    cr_assert_eq(atomic_load(&t.calls), 0, "a removed hook is not called");
+    T_ASSERT_NO_LEAKS();
+}
+
+Test(buf, within_checks_ranges_of_used_bytes, .timeout = 120)
+{
+    nsys_buf_t *b = NULL;
+    cr_assert_eq(nsys_buf_from("abcdef", 6, &b), 0);
+    const uint8_t *d = nsys_buf_data(b);
+    cr_assert(nsys_buf_within(b, d, 6));
+    cr_assert(nsys_buf_within(b, d + 6, 0));
+    cr_assert(nsys_buf_within(b, d + 2, 3));
+    cr_assert_not(nsys_buf_within(b, d + 2, 5));
+    cr_assert_not(nsys_buf_within(b, "abcdef", 2));
+    cr_assert_not(nsys_buf_within(NULL, d, 1));
+    nsys_buf_unref(b);
+    T_ASSERT_NO_LEAKS();
+}

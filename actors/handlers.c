@@ -128,3 +128,22 @@ const nsys_session_handler_t *nsys_net_find_handler(const char *name)
     pthread_mutex_unlock(&mu);
     return h;
 }
+
+int nsys_net_handler_names(const char ***names, size_t *n)
+{
+    if (names == NULL || n == NULL)
+        return NSYS_EINVAL;
+    size_t nb = sizeof builtins / sizeof builtins[0];
+    pthread_mutex_lock(&mu);
+    const char **v = malloc((nb + nentries) * sizeof *v);
+    if (v != NULL) {
+        for (size_t i = 0; i < nb; i++)
+            v[i] = builtins[i]->name;
+        for (size_t i = 0; i < nentries; i++)
+            v[nb + i] = entries[i].name;
+        *n = nb + nentries;
+    }
+    pthread_mutex_unlock(&mu);
+    *names = v;
+    return v != NULL ? 0 : NSYS_ENOMEM;
+}

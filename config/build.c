@@ -118,34 +118,6 @@ static void err(vctx_t *v, const char *fmt, ...)
     err_text(v, &m);
 }
 
-/* Appends "got ...": the value itself when `as_value` (the type was right but
- * the value was not), otherwise what kind of JSON value was found. */
-static void got(nsys__text_t *m, const cJSON *item, bool as_value)
-{
-    nsys__text_puts(m, ", got ");
-    if (cJSON_IsString(item)) {
-        if (as_value)
-            nsys__text_quote(m, item->valuestring, strlen(item->valuestring), 64);
-        else
-            nsys__text_puts(m, "a string");
-    } else if (cJSON_IsNumber(item)) {
-        if (as_value)
-            nsys__text_number(m, item->valuedouble);
-        else
-            nsys__text_puts(m, "a number");
-    } else if (cJSON_IsTrue(item)) {
-        nsys__text_puts(m, "true");
-    } else if (cJSON_IsFalse(item)) {
-        nsys__text_puts(m, "false");
-    } else if (cJSON_IsNull(item)) {
-        nsys__text_puts(m, "null");
-    } else if (cJSON_IsArray(item)) {
-        nsys__text_puts(m, "an array");
-    } else {
-        nsys__text_puts(m, "an object");
-    }
-}
-
 static void err_expected(vctx_t *v, const cJSON *item, bool as_value, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 4, 5)))
@@ -161,17 +133,8 @@ static void err_expected(vctx_t *v, const cJSON *item, bool as_value, const char
     va_start(ap, fmt);
     nsys__text_vprintf(&m, fmt, ap);
     va_end(ap);
-    got(&m, item, as_value);
+    nsys__text_got(&m, item, as_value);
     err_text(v, &m);
-}
-
-static void quoted_list(nsys__text_t *m, const char *const *names, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (i > 0)
-            nsys__text_puts(m, ", ");
-        nsys__text_quote(m, names[i], strlen(names[i]), 64);
-    }
 }
 
 /* ---- string sets (duplicate keys and ids) ------------------------------------ */
@@ -279,17 +242,9 @@ static void check_keys(vctx_t *v, const cJSON *obj, const char *const *allowed, 
         if (known)
             continue;
         size_t mark = push_key(v, key);
-        const char *hint = nsys__config_suggest(key, allowed, nallowed);
         nsys__text_t m;
         nsys__text_init(&m);
-        if (hint != NULL) {
-            nsys__text_puts(&m, "unknown key; did you mean ");
-            nsys__text_quote(&m, hint, strlen(hint), 64);
-            nsys__text_puts(&m, "?");
-        } else {
-            nsys__text_puts(&m, "unknown key; expected one of ");
-            quoted_list(&m, allowed, nallowed);
-        }
+        nsys__text_unknown_key(&m, key, allowed, nallowed);
         err_text(v, &m);
         pop(v, mark);
     }
@@ -373,7 +328,7 @@ static vres_t get_number(vctx_t *v, const cJSON *obj, const char *key, double mi
         nsys__text_number(&m, min);
         nsys__text_puts(&m, "..");
         nsys__text_number(&m, max);
-        got(&m, it, cJSON_IsNumber(it));
+        nsys__text_got(&m, it, cJSON_IsNumber(it));
         err_text(v, &m);
     }
     pop(v, mark);
@@ -396,8 +351,8 @@ static vres_t get_enum(vctx_t *v, const cJSON *obj, const char *key, const char 
     nsys__text_t m;
     nsys__text_init(&m);
     nsys__text_puts(&m, "expected one of ");
-    quoted_list(&m, names, n);
-    got(&m, it, cJSON_IsString(it));
+    nsys__text_quoted_list(&m, names, n);
+    nsys__text_got(&m, it, cJSON_IsString(it));
     err_text(v, &m);
     pop(v, mark);
     return V_BAD;
@@ -530,7 +485,7 @@ static const nsys_config_kind_t *check_behaviour(vctx_t *v, const cJSON *it)
             nsys__text_puts(&m, "; no behaviours are registered");
         } else {
             nsys__text_puts(&m, hint != NULL ? " known: " : "; known: ");
-            quoted_list(&m, v->kind_names, v->nkinds);
+            nsys__text_quoted_list(&m, v->kind_names, v->nkinds);
         }
         err_text(v, &m);
     }
@@ -707,7 +662,7 @@ static void build_backoff(vctx_t *v, const cJSON *obj, nsys_backoff_opts_t *b)
     }
     nsys__text_puts(&m, ")");
     size_t mark = push_key(v, key);
-    got(&m, field(obj, key), true);
+    nsys__text_got(&m, field(obj, key), true);
     err_text(v, &m);
     pop(v, mark);
 }

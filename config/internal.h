@@ -83,6 +83,19 @@ void nsys__text_key(nsys__text_t *t, const char *key);
 void nsys__text_number(nsys__text_t *t, double v);
 /* Appends a duration in ms in its largest exact unit: "2s", "90s", "1500ms". */
 void nsys__text_ms(nsys__text_t *t, uint64_t ms);
+/* Appends a size in bytes in its largest exact unit: "4KiB", "1MiB", "1000B". */
+void nsys__text_size(nsys__text_t *t, uint64_t bytes);
+/* Appends ", got ...": the value itself when `as_value` (the type was right but
+ * the value was not: a string quoted and shortened, a number as written),
+ * otherwise what kind of JSON value was found ("a string", "an array", "null"). */
+void nsys__text_got(nsys__text_t *t, const cJSON *item, bool as_value);
+/* Appends `"a", "b", "c"`. */
+void nsys__text_quoted_list(nsys__text_t *t, const char *const *names, size_t n);
+/* Appends the message for an unknown key: `unknown key; did you mean "x"?`
+ * when one of `allowed` is a near miss, else `unknown key; expected one of
+ * ...` listing them all. */
+void nsys__text_unknown_key(nsys__text_t *t, const char *key, const char *const *allowed,
+                            size_t nallowed);
 
 /* ---- names ---------------------------------------------------------------- */
 
@@ -95,6 +108,11 @@ bool nsys__config_valid_name(const char *s);
 const char *nsys__config_suggest(const char *word, const char *const *cands, size_t n);
 
 /* ---- registry ------------------------------------------------------------- */
+
+/* netsys's own kinds (net_kinds.c: "listener"), which the registry adds
+ * before anything else the first time any registry function runs, so they
+ * come first in every listing. Called once (pthread_once). */
+const nsys_config_kind_t *nsys__config_builtin_kinds(size_t *n);
 
 /* A copy of every registered kind, in registration order, taken under the
  * registry lock so one document is validated against one consistent view.

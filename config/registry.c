@@ -3,6 +3,7 @@
  * `netsys check --kinds` and error messages list them in). Each entry is its
  * own allocation, so a pointer from nsys_config_find_kind stays valid while
  * other kinds come and go; it dies with nsys_config_unregister of that name.
+ * netsys's own kinds (net_kinds.c) are added first, once, on first use.
  * Not for: validating documents (validate.c takes a snapshot from here). */
 #include "config/internal.h"
 
@@ -13,6 +14,7 @@
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 static nsys_config_kind_t **registry; /* `registry_len` entries in order */
 static size_t registry_len, registry_cap;
+static pthread_once_t builtins_once = PTHREAD_ONCE_INIT;
 
 static size_t find_locked(const char *name)
 {
@@ -22,7 +24,7 @@ static size_t find_locked(const char *name)
     return SIZE_MAX;
 }
 
-int nsys_config_register(const nsys_config_kind_t *kind)
+static int add_kind(const nsys_config_kind_t *kind)
 {
     if (kind == NULL || kind->name == NULL || kind->behaviour == NULL ||
         !nsys__config_valid_name(kind->name))
@@ -54,8 +56,37 @@ int nsys_config_register(const nsys_config_kind_t *kind)
     return rc;
 }
 
+/* netsys's own kinds join first, on first use of the registry rather than
+ * from a constructor: a program that never touches configs pays nothing, and
+ * no code runs before main. A kind that cannot be added (out of memory) is
+ * simply unknown to documents, which then say so. */
+static void add_builtins(void)
+{
+    size_t n = 0;
+    const nsys_config_kind_t *kinds = nsys__config_builtin_kinds(&n);
+    for (size_t i = 0; i < n; i++) {
+        int rc = add_kind(&kinds[i]);
+        if (rc != 0)
+            NSYS_LOG(NSYS_LOG_ERROR,
+                     "config: cannot register the built-in behaviour kind \"%s\": %s",
+                     kinds[i].name, nsys_strerror(rc));
+    }
+}
+
+static void builtins(void)
+{
+    pthread_once(&builtins_once, add_builtins);
+}
+
+int nsys_config_register(const nsys_config_kind_t *kind)
+{
+    builtins();
+    return add_kind(kind);
+}
+
 int nsys_config_unregister(const char *name)
 {
+    builtins();
     if (name == NULL)
         return NSYS_EINVAL;
     nsys_config_kind_t *gone = NULL;
@@ -75,6 +106,7 @@ int nsys_config_unregister(const char *name)
 
 const nsys_config_kind_t *nsys_config_find_kind(const char *name)
 {
+    builtins();
     if (name == NULL)
         return NULL;
     const nsys_config_kind_t *k = NULL;
@@ -88,6 +120,7 @@ const nsys_config_kind_t *nsys_config_find_kind(const char *name)
 
 int nsys_config_kind_names(const char ***names, size_t *n)
 {
+    builtins();
     if (names == NULL || n == NULL)
         return NSYS_EINVAL;
     int rc = 0;
@@ -112,6 +145,7 @@ int nsys_config_kind_names(const char ***names, size_t *n)
 
 int nsys__config_kinds_snapshot(nsys_config_kind_t **kinds, size_t *n)
 {
+    builtins();
     int rc = 0;
     nsys_config_kind_t *out = NULL;
     pthread_mutex_lock(&registry_mu);

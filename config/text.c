@@ -1,7 +1,8 @@
 /* config/text.c — the text that error messages are made of: a growable
  * string, JSON paths, quoting of user input (escaped and shortened, so a
  * 16 MiB string never lands in a message), numbers, durations, and "did you
- * mean" suggestions. Not for: parsing values (values.c). */
+ * mean" suggestions, and the shared pieces of messages ("got ...", unknown
+ * keys). Not for: parsing values (values.c). */
 #include "config/internal.h"
 
 #include <ctype.h>
@@ -169,6 +170,70 @@ void nsys__text_ms(nsys__text_t *t, uint64_t ms)
         nsys__text_printf(t, "%" PRIu64 "s", ms / 1000u);
     else
         nsys__text_printf(t, "%" PRIu64 "ms", ms);
+}
+
+void nsys__text_size(nsys__text_t *t, uint64_t bytes)
+{
+    static const struct {
+        const char *name;
+        uint64_t factor;
+    } units[] = {
+        {"GiB", UINT64_C(1) << 30}, {"MiB", UINT64_C(1) << 20}, {"KiB", UINT64_C(1) << 10}};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (bytes != 0 && bytes % units[i].factor == 0) {
+            nsys__text_printf(t, "%" PRIu64 "%s", bytes / units[i].factor, units[i].name);
+            return;
+        }
+    nsys__text_printf(t, "%" PRIu64 "B", bytes);
+}
+
+void nsys__text_got(nsys__text_t *t, const cJSON *item, bool as_value)
+{
+    nsys__text_puts(t, ", got ");
+    if (cJSON_IsString(item)) {
+        if (as_value)
+            nsys__text_quote(t, item->valuestring, strlen(item->valuestring), 64);
+        else
+            nsys__text_puts(t, "a string");
+    } else if (cJSON_IsNumber(item)) {
+        if (as_value)
+            nsys__text_number(t, item->valuedouble);
+        else
+            nsys__text_puts(t, "a number");
+    } else if (cJSON_IsTrue(item)) {
+        nsys__text_puts(t, "true");
+    } else if (cJSON_IsFalse(item)) {
+        nsys__text_puts(t, "false");
+    } else if (cJSON_IsNull(item)) {
+        nsys__text_puts(t, "null");
+    } else if (cJSON_IsArray(item)) {
+        nsys__text_puts(t, "an array");
+    } else {
+        nsys__text_puts(t, "an object");
+    }
+}
+
+void nsys__text_quoted_list(nsys__text_t *t, const char *const *names, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            nsys__text_puts(t, ", ");
+        nsys__text_quote(t, names[i], strlen(names[i]), 64);
+    }
+}
+
+void nsys__text_unknown_key(nsys__text_t *t, const char *key, const char *const *allowed,
+                            size_t nallowed)
+{
+    const char *hint = nsys__config_suggest(key, allowed, nallowed);
+    if (hint != NULL) {
+        nsys__text_puts(t, "unknown key; did you mean ");
+        nsys__text_quote(t, hint, strlen(hint), 64);
+        nsys__text_puts(t, "?");
+    } else {
+        nsys__text_puts(t, "unknown key; expected one of ");
+        nsys__text_quoted_list(t, allowed, nallowed);
+    }
 }
 
 bool nsys__config_valid_name(const char *s)

@@ -789,6 +789,7 @@ int nsys_conn_open_fd(uv_loop_t *loop, int fd, const nsys_transport_opts_t *opts
         nsys__net_format_addr((struct sockaddr *)&ss, c->peer, sizeof c->peer);
     else
         snprintf(c->peer, sizeof c->peer, "fd %d", fd);
+    uv_update_time(loop); /* the loop may have been busy: start timing from now */
     c->last_active = uv_now(loop);
     if (c->idle != NULL) {
         uv_timer_init(loop, c->idle);

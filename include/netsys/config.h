@@ -70,6 +70,78 @@ int nsys_config_parse_duration(const char *text, uint64_t *ms);
 int nsys_config_parse_duration_us(const char *text, uint64_t *us);
 int nsys_config_parse_size(const char *text, uint64_t *bytes);
 
+/* ---- args validators ---------------------------------------------------------
+ *
+ * A kind's validator checks its args with these, so its errors read exactly
+ * like the loader's, at `path` followed by ".key" (or "['key']"):
+ *
+ *   $.supervisor.children[2].args.port: expected an integer 0..65535, got 70000
+ *   $.supervisor.children[2].args.prot: unknown key; did you mean "port"?
+ *
+ * `obj` is the object that holds the key and `path` that object's own path;
+ * an `obj` that is NULL or not an object has no keys. The getters return 0
+ * with *out set when the value is right, NSYS_ENOENT when the key is absent
+ * (nothing is reported), NSYS_EINVAL when the value is wrong (reported; *out
+ * is left alone). `d` may be NULL: nothing is reported then, which is how an
+ * init reads args its validator already checked. Ranges are inclusive. */
+
+/* 0 when `value` is an object, NSYS_ENOENT when it is NULL, NSYS_EINVAL
+ * (reported at `path`: "expected an object, got an array") otherwise. */
+int nsys_config_check_object(const cJSON *value, const char *path, nsys_config_diag_t *d);
+/* Reports every key of `obj` that is not one of the `n` `keys`:
+ * `unknown key; did you mean "port"?` when one is a near miss (case, or at
+ * most 2 edits), else `unknown key; expected one of "host", "port", ...`.
+ * A repeated key is reported once (the loader reports the repetition). */
+void nsys_config_check_keys(const cJSON *obj, const char *path, const char *const *keys, size_t n,
+                            nsys_config_diag_t *d);
+/* 0 when `key` is present; otherwise reports `missing required key "key"`
+ * at `path` and returns NSYS_ENOENT. */
+int nsys_config_require(const cJSON *obj, const char *path, const char *key, nsys_config_diag_t *d);
+
+/* A JSON number without a fraction in min..max:
+ * `expected an integer 1..65535, got 70000` / `..., got a string`. */
+int nsys_config_arg_int(const cJSON *obj, const char *path, const char *key, int64_t min,
+                        int64_t max, int64_t *out, nsys_config_diag_t *d);
+/* true or false: `expected true or false, got a string`. */
+int nsys_config_arg_bool(const cJSON *obj, const char *path, const char *key, bool *out,
+                         nsys_config_diag_t *d);
+/* Any string, lent from the document: `expected a string, got a number`. */
+int nsys_config_arg_string(const cJSON *obj, const char *path, const char *key, const char **out,
+                           nsys_config_diag_t *d);
+/* One of the `n` `names`; *index is its position among them:
+ * `expected one of "length", "raw", got "lenght"`. */
+int nsys_config_arg_enum(const cJSON *obj, const char *path, const char *key,
+                         const char *const *names, size_t n, int *index, nsys_config_diag_t *d);
+/* A duration in min_ms..max_ms (us rounded up to ms):
+ * `expected a duration such as "500ms" or "5s", got 5000` /
+ * `expected a duration 1ms..1h, got "2h"`. */
+int nsys_config_arg_duration(const cJSON *obj, const char *path, const char *key, uint64_t min_ms,
+                             uint64_t max_ms, uint64_t *ms, nsys_config_diag_t *d);
+/* A size in min..max bytes:
+ * `expected a size such as "64KiB" or "1MiB", got "64KB"` /
+ * `expected a size 1B..1GiB, got "2GiB"`. */
+int nsys_config_arg_size(const cJSON *obj, const char *path, const char *key, uint64_t min,
+                         uint64_t max, uint64_t *bytes, nsys_config_diag_t *d);
+/* A nested object (lent from the document): `expected an object, got an array`. */
+int nsys_config_arg_object(const cJSON *obj, const char *path, const char *key, const cJSON **out,
+                           nsys_config_diag_t *d);
+
+/* Adds "expected " + the formatted text + ", got " + `value` at `path`, for
+ * checks the getters do not cover: a string or number value is quoted as
+ * written (shortened), other values are named ("an array", "null"). */
+void nsys_config_expected(nsys_config_diag_t *d, const char *path, const cJSON *value,
+                          const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+
+/* `path` + ".key" (or "['key']" for a key that is not an identifier), and
+ * `path` + "[i]": the paths of nested values. Freed with nsys_free; NULL when
+ * out of memory. */
+char *nsys_config_path_key(const char *path, const char *key);
+char *nsys_config_path_index(const char *path, size_t i);
+
 /* ---- behaviour registry --------------------------------------------------- */
 
 /* Validates a child's `args` (NULL when absent). Adds errors with paths under

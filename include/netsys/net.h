@@ -128,6 +128,9 @@ extern const nsys_session_handler_t nsys_handler_log;     /* logs opens, sizes, 
  * The built-ins are always there. NSYS_EEXIST if the name is taken. */
 int nsys_net_register_handler(const char *name, const nsys_session_handler_t *h);
 const nsys_session_handler_t *nsys_net_find_handler(const char *name);
+/* Every name, built-ins first then in registration order; *names is freed
+ * with nsys_free (not the strings, which live as long as the registry). */
+int nsys_net_handler_names(const char ***names, size_t *n);
 
 /* ------------------------------------------------------------------------ */
 /* Listener                                                                  */

@@ -17,7 +17,9 @@
 #include "error.h"
 #include "framing.h"
 #include "log.h"
+#include "net.h"
 #include "runtime.h"
 #include "supervisor.h"
+#include "transport.h"
 
 #endif

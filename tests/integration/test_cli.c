@@ -460,10 +460,10 @@ Test(cli, check_prints_every_error_with_its_path_and_exits_one)
     snprintf(want_err, sizeof want_err,
              "%s: $.supervisor.strategy: expected one of \"one_for_one\", \"one_for_all\", "
              "\"rest_for_one\", \"simple_one_for_one\", got \"one_for_some\"\n"
-             "%s: $.supervisor.children[0].args.interval: expected a duration such as "
-             "\"500ms\" or \"5s\", got \"soon\"\n"
              "%s: $.supervisor.children[0].args.colour: unknown key; expected one of "
              "\"interval\"\n"
+             "%s: $.supervisor.children[0].args.interval: expected a duration such as "
+             "\"500ms\" or \"5s\", got \"soon\"\n"
              "%s: $.supervisor.children[1].args.fail_every: expected a duration 1ms..1h, "
              "got \"0ms\"\n"
              "%s: $.supervisor.children[1].restart: expected one of \"permanent\", "
@@ -471,6 +471,52 @@ Test(cli, check_prints_every_error_with_its_path_and_exits_one)
              bad, bad, bad, bad, bad);
     cr_expect_str_eq(out_of(p), want_out);
     cr_expect_str_eq(err_of(p), want_err);
+    proc_free(p);
+}
+
+Test(cli, check_kinds_lists_netsys_kinds_first_then_the_demo_kinds)
+{
+    proc_t *p;
+    RUN(p, "check", "--kinds");
+    cr_expect_eq(exit_code(p), 0);
+    cr_expect_str_eq(out_of(p),
+                     "listener      TCP listener: accepts on host:port, one session per "
+                     "connection running `handler`\n"
+                     "demo_worker   demo: ticks every `interval` (default \"1s\") and logs at "
+                     "debug level\n"
+                     "flaky_worker  demo: fails every `fail_every` (default \"3s\") so that it "
+                     "gets restarted\n");
+    cr_expect_str_empty(err_of(p));
+    proc_free(p);
+}
+
+Test(cli, check_accepts_the_echo_server_example)
+{
+    proc_t *p;
+    RUN(p, "check", NETSYS_SOURCE_DIR "/examples/echo_server.json");
+    cr_expect_eq(exit_code(p), 0, "stderr: %s", err_of(p));
+    cr_expect_str_eq(out_of(p), NETSYS_SOURCE_DIR "/examples/echo_server.json: ok\n");
+    cr_expect_str_empty(err_of(p));
+    proc_free(p);
+}
+
+Test(cli, check_reports_listener_args_with_their_paths)
+{
+    char bad[512];
+    write_doc(bad, sizeof bad, "bad_listener.json",
+              "{\"supervisor\": {\"children\": [{\"id\": \"web\", \"behaviour\": "
+              "\"listener\", \"args\": {\"port\": 70000, \"handler\": \"echoo\"}}]}}");
+    proc_t *p;
+    RUN(p, "check", bad);
+    cr_expect_eq(exit_code(p), 1);
+    char want[2048];
+    snprintf(want, sizeof want,
+             "%s: $.supervisor.children[0].args.port: expected an integer 0..65535, got 70000\n"
+             "%s: $.supervisor.children[0].args.handler: unknown handler \"echoo\"; did you "
+             "mean \"echo\"? known: \"echo\", \"discard\", \"log\"\n",
+             bad, bad);
+    cr_expect_str_eq(err_of(p), want);
+    cr_expect_str_empty(out_of(p));
     proc_free(p);
 }
 

@@ -419,14 +419,14 @@ static const bad_case_t bad_cases[] = {
      {{"$.supervisor.children[0].shutdown", "got a number"}}},
     {"unknown behaviour with a suggestion", W("{'id': 'a', 'behaviour': 'echoo'}"), 1,
      {{"$.supervisor.children[0].behaviour",
-       "unknown behaviour \"echoo\"; did you mean \"echo\"? known: \"echo\", \"demo_worker\", "
-       "\"flaky_worker\", \"tcp_echo\""}}},
+       "unknown behaviour \"echoo\"; did you mean \"echo\"? known: \"listener\", \"echo\", "
+       "\"demo_worker\", \"flaky_worker\", \"tcp_echo\""}}},
     {"unknown behaviour in the wrong case", W("{'id': 'a', 'behaviour': 'Demo_Worker'}"), 1,
      {{"$.supervisor.children[0].behaviour", "did you mean \"demo_worker\"?"}}},
     {"unknown behaviour without a suggestion", W("{'id': 'a', 'behaviour': 'xyzzy'}"), 1,
      {{"$.supervisor.children[0].behaviour",
-       "unknown behaviour \"xyzzy\"; known: \"echo\", \"demo_worker\", \"flaky_worker\", "
-       "\"tcp_echo\""}}},
+       "unknown behaviour \"xyzzy\"; known: \"listener\", \"echo\", \"demo_worker\", "
+       "\"flaky_worker\", \"tcp_echo\""}}},
     {"behaviour not a string", W("{'id': 'a', 'behaviour': 42}"), 1,
      {{"$.supervisor.children[0].behaviour", "expected a behaviour name, got a number"}}},
     {"args not an object", W("{'id': 'a', 'behaviour': 'echo', 'args': [1]}"), 1,
@@ -1021,6 +1021,180 @@ Test(config, parses_sizes)
     cr_expect_eq(nsys_config_parse_size(NULL, &v), NSYS_EINVAL);
 }
 
+/* ---- args helpers ---------------------------------------------------------------- */
+
+/* A kind whose validator uses every public args helper (registered by the
+ * tests that need it: each test runs in its own process). */
+static void helpers_validate(const cJSON *args, const char *path, nsys_config_diag_t *d)
+{
+    static const char *const keys[] = {"count", "flag", "name", "mode", "wait", "size", "nested"};
+    static const char *const modes[] = {"fast", "safe"};
+    static const char *const nested_keys[] = {"x"};
+    if (nsys_config_check_object(args, path, d) == NSYS_EINVAL)
+        return;
+    nsys_config_check_keys(args, path, keys, sizeof keys / sizeof keys[0], d);
+    int64_t i;
+    bool b;
+    const char *s = NULL;
+    int e;
+    uint64_t u;
+    const cJSON *o = NULL;
+    if (nsys_config_require(args, path, "count", d) == 0)
+        nsys_config_arg_int(args, path, "count", -5, 5, &i, d);
+    nsys_config_arg_bool(args, path, "flag", &b, d);
+    if (nsys_config_arg_string(args, path, "name", &s, d) == 0 && strcmp(s, "bad") == 0) {
+        char *at = nsys_config_path_key(path, "name");
+        nsys_config_expected(d, at, cJSON_GetObjectItemCaseSensitive(args, "name"),
+                             "a name other than %s", "that");
+        nsys_free(at);
+    }
+    nsys_config_arg_enum(args, path, "mode", modes, 2, &e, d);
+    nsys_config_arg_duration(args, path, "wait", 10, 60000, &u, d);
+    nsys_config_arg_size(args, path, "size", 1024, 1024 * 1024, &u, d);
+    if (nsys_config_arg_object(args, path, "nested", &o, d) == 0) {
+        char *at = nsys_config_path_key(path, "nested");
+        nsys_config_check_keys(o, at, nested_keys, 1, d);
+        nsys_free(at);
+    }
+}
+
+static const nsys_behaviour_t helpers_behaviour = {"helpers", 0, NULL, noop_handle, NULL};
+
+static void register_helpers_kind(void)
+{
+    static const nsys_config_kind_t k = {"helpers", &helpers_behaviour, helpers_validate, "test"};
+    cr_assert_eq(nsys_config_register(&k), 0);
+}
+
+#define H(args) W("{'id': 'h', 'behaviour': 'helpers', 'args': {" args "}}")
+#define HA "$.supervisor.children[0].args"
+
+/* Exactly these errors, in this order. */
+static void expect_exactly(const nsys_config_diag_t *d, const expect_t *e, size_t n)
+{
+    char *t = diag_text(d);
+    cr_expect_eq(nsys_config_diag_count(d), n, "want %zu errors, got:\n%s", n, t);
+    for (size_t i = 0; i < n && i < nsys_config_diag_count(d); i++) {
+        cr_expect_str_eq(nsys_config_diag_path(d, i), e[i].path, "error %zu of:\n%s", i, t);
+        cr_expect_str_eq(nsys_config_diag_message(d, i), e[i].msg, "error %zu of:\n%s", i, t);
+    }
+    free(t);
+}
+
+Test(config, args_helpers_report_in_the_loaders_words)
+{
+    register_helpers_kind();
+    nsys_config_diag_t *d =
+        load_bad(H("'cuont': 1, 'count': 9, 'flag': 'yes', 'name': 3, 'mode': 'slow', "
+                   "'wait': '5ms', 'size': '64KB', 'nested': [], 'a b': 1"));
+    const expect_t want[] = {
+        {HA ".cuont", "unknown key; did you mean \"count\"?"},
+        {HA "['a b']", "unknown key; expected one of \"count\", \"flag\", \"name\", \"mode\", "
+                       "\"wait\", \"size\", \"nested\""},
+        {HA ".count", "expected an integer -5..5, got 9"},
+        {HA ".flag", "expected true or false, got a string"},
+        {HA ".name", "expected a string, got a number"},
+        {HA ".mode", "expected one of \"fast\", \"safe\", got \"slow\""},
+        {HA ".wait", "expected a duration 10ms..1m, got \"5ms\""},
+        {HA ".size", "expected a size such as \"64KiB\" or \"1MiB\", got \"64KB\""},
+        {HA ".nested", "expected an object, got an array"},
+    };
+    expect_exactly(d, want, sizeof want / sizeof want[0]);
+    nsys_config_diag_free(d);
+
+    d = load_bad(H("'count': 1, 'name': 'bad', 'size': '2MiB', 'wait': 'soon', "
+                   "'nested': {'x': 1, 'y': 2}"));
+    const expect_t want2[] = {
+        {HA ".name", "expected a name other than that, got \"bad\""},
+        {HA ".wait", "expected a duration such as \"500ms\" or \"5s\", got \"soon\""},
+        {HA ".size", "expected a size 1KiB..1MiB, got \"2MiB\""},
+        {HA ".nested.y", "unknown key; expected one of \"x\""},
+    };
+    expect_exactly(d, want2, sizeof want2 / sizeof want2[0]);
+    nsys_config_diag_free(d);
+}
+
+Test(config, args_helpers_report_missing_keys_and_repeated_ones_once)
+{
+    register_helpers_kind();
+    nsys_config_diag_t *d = load_bad(W("{'id': 'h', 'behaviour': 'helpers'}"));
+    const expect_t want[] = {{HA, "missing required key \"count\""}};
+    expect_exactly(d, want, 1);
+    nsys_config_diag_free(d);
+
+    /* The loader reports the repetition; the kind the unknown key, once. */
+    d = load_bad(H("'count': 1, 'zz': 1, 'zz': 2"));
+    const expect_t want2[] = {{HA, "duplicate key \"zz\""},
+                              {HA ".zz", "unknown key; expected one of \"count\", \"flag\", "
+                                         "\"name\", \"mode\", \"wait\", \"size\", \"nested\""}};
+    expect_exactly(d, want2, 2);
+    nsys_config_diag_free(d);
+
+    nsys_config_t *cfg = load_ok(H("'count': -5, 'flag': false, 'name': 'x', 'mode': 'safe', "
+                                   "'wait': '1m', 'size': '1KiB', 'nested': {'x': 0}"));
+    nsys_config_free(cfg);
+}
+
+Test(config, args_helpers_read_values_without_a_diag)
+{
+    cJSON *o = cJSON_Parse("{\"i\": 42, \"b\": true, \"s\": \"hi\", \"e\": \"raw\", "
+                           "\"d\": \"1500us\", \"z\": \"2KiB\", \"o\": {}, \"bad\": [1]}");
+    cr_assert_not_null(o);
+    int64_t i = 0;
+    bool b = false;
+    const char *s = NULL;
+    int e = -1;
+    uint64_t u = 0;
+    const cJSON *sub = NULL;
+    static const char *const codecs[] = {"length", "raw"};
+    cr_expect_eq(nsys_config_arg_int(o, "$", "i", 0, 100, &i, NULL), 0);
+    cr_expect_eq(i, 42);
+    cr_expect_eq(nsys_config_arg_int(o, "$", "i", 0, 10, &i, NULL), NSYS_EINVAL);
+    cr_expect_eq(i, 42, "left alone on error");
+    cr_expect_eq(nsys_config_arg_int(o, "$", "missing", 0, 10, &i, NULL), NSYS_ENOENT);
+    cr_expect_eq(nsys_config_arg_int(o, "$", "i", INT64_MIN, INT64_MAX, &i, NULL), 0);
+    cr_expect_eq(nsys_config_arg_bool(o, "$", "b", &b, NULL), 0);
+    cr_expect(b);
+    cr_expect_eq(nsys_config_arg_string(o, "$", "s", &s, NULL), 0);
+    cr_expect_str_eq(s, "hi");
+    cr_expect_eq(nsys_config_arg_enum(o, "$", "e", codecs, 2, &e, NULL), 0);
+    cr_expect_eq(e, 1);
+    cr_expect_eq(nsys_config_arg_duration(o, "$", "d", 0, 10, &u, NULL), 0);
+    cr_expect_eq(u, 2, "1500us rounds up to 2 ms");
+    cr_expect_eq(nsys_config_arg_size(o, "$", "z", 0, UINT64_MAX, &u, NULL), 0);
+    cr_expect_eq(u, 2048);
+    cr_expect_eq(nsys_config_arg_object(o, "$", "o", &sub, NULL), 0);
+    cr_expect_not_null(sub);
+    cr_expect_eq(nsys_config_arg_object(o, "$", "bad", &sub, NULL), NSYS_EINVAL);
+    cr_expect_eq(nsys_config_arg_string(o, "$", "bad", &s, NULL), NSYS_EINVAL);
+    /* Not an object, or no object at all: no keys. */
+    cr_expect_eq(nsys_config_arg_int(NULL, "$", "i", 0, 100, &i, NULL), NSYS_ENOENT);
+    cr_expect_eq(nsys_config_arg_int(cJSON_GetObjectItem(o, "bad"), "$", "i", 0, 1, &i, NULL),
+                 NSYS_ENOENT);
+    cr_expect_eq(nsys_config_check_object(NULL, "$", NULL), NSYS_ENOENT);
+    cr_expect_eq(nsys_config_check_object(o, "$", NULL), 0);
+    cr_expect_eq(nsys_config_check_object(cJSON_GetObjectItem(o, "bad"), "$", NULL), NSYS_EINVAL);
+    cr_expect_eq(nsys_config_require(o, "$", "i", NULL), 0);
+    cr_expect_eq(nsys_config_require(o, "$", "nope", NULL), NSYS_ENOENT);
+    cJSON_Delete(o);
+}
+
+Test(config, args_helpers_build_paths_like_the_loader)
+{
+    char *p = nsys_config_path_key("$.a", "port");
+    cr_expect_str_eq(p, "$.a.port");
+    nsys_free(p);
+    p = nsys_config_path_key("$.a", "two words");
+    cr_expect_str_eq(p, "$.a['two words']");
+    nsys_free(p);
+    p = nsys_config_path_key("$.a", "it's");
+    cr_expect_str_eq(p, "$.a['it\\'s']");
+    nsys_free(p);
+    p = nsys_config_path_index("$.a.list", 3);
+    cr_expect_str_eq(p, "$.a.list[3]");
+    nsys_free(p);
+}
+
 /* ---- registry ------------------------------------------------------------------ */
 
 Test(config, registry_refuses_duplicates_and_nonsense)
@@ -1058,8 +1232,9 @@ Test(config, registry_copies_the_kind_and_keeps_order)
     const char **names = NULL;
     size_t n = 0;
     cr_assert_eq(nsys_config_kind_names(&names, &n), 0);
-    cr_assert_eq(n, 5);
-    const char *want[] = {"echo", "demo_worker", "flaky_worker", "tcp_echo", "copied"};
+    cr_assert_eq(n, 6);
+    /* netsys's own kinds come first, then the program's in its order. */
+    const char *want[] = {"listener", "echo", "demo_worker", "flaky_worker", "tcp_echo", "copied"};
     for (size_t i = 0; i < n; i++)
         cr_expect_str_eq(names[i], want[i]);
     nsys_free(names);
@@ -1067,22 +1242,22 @@ Test(config, registry_copies_the_kind_and_keeps_order)
     cr_expect_eq(nsys_config_unregister("demo_worker"), 0);
     cr_expect_null(nsys_config_find_kind("demo_worker"));
     cr_assert_eq(nsys_config_kind_names(&names, &n), 0);
-    cr_assert_eq(n, 4);
-    cr_expect_str_eq(names[1], "flaky_worker");
+    cr_assert_eq(n, 5);
+    cr_expect_str_eq(names[2], "flaky_worker");
     nsys_free(names);
 
     /* An unregistered kind is unknown to documents loaded afterwards. */
     nsys_config_diag_t *d = load_bad(W("{'id': 'a', 'behaviour': 'demo_worker'}"));
     expect_error(d, "$.supervisor.children[0].behaviour",
-                 "unknown behaviour \"demo_worker\"; known: \"echo\", \"flaky_worker\", "
-                 "\"tcp_echo\", \"copied\"");
+                 "unknown behaviour \"demo_worker\"; known: \"listener\", \"echo\", "
+                 "\"flaky_worker\", \"tcp_echo\", \"copied\"");
     nsys_config_diag_free(d);
 }
 
 Test(config, unknown_behaviour_when_nothing_is_registered)
 {
-    const char *all[] = {"echo", "demo_worker", "flaky_worker", "tcp_echo"};
-    for (size_t i = 0; i < 4; i++)
+    const char *all[] = {"listener", "echo", "demo_worker", "flaky_worker", "tcp_echo"};
+    for (size_t i = 0; i < 5; i++)
         cr_assert_eq(nsys_config_unregister(all[i]), 0);
     const char **names = (const char **)&names;
     size_t n = 99;
@@ -1127,7 +1302,7 @@ Test(config, registry_is_thread_safe)
     const char **names = NULL;
     size_t n = 0;
     cr_assert_eq(nsys_config_kind_names(&names, &n), 0);
-    cr_expect_eq(n, 4 + REG_THREADS * REG_PER_THREAD);
+    cr_expect_eq(n, 5 + REG_THREADS * REG_PER_THREAD); /* with "listener" */
     nsys_free(names);
 }
 

@@ -6,16 +6,14 @@
  *   flaky_worker  fails with NSYS_EFAILED `fail_every` (default "3s") after it
  *                 started, so a supervisor has something to restart.
  *
- * Their args validators accept only their own keys, so a typo in a document
- * is an error with a path like any other.
+ * Their args validators (config.h's helpers) accept only their own keys, so
+ * a typo in a document is an error with a path like any other.
  *
  * Not for: real services. Network actors replace the demo tree later.
  */
 #include "cli.h"
 
 #include <inttypes.h>
-#include <stdio.h>
-#include <string.h>
 
 enum {
     MSG_DEMO_TICK = NSYS_MSG_USER + 1, /* demo_worker: its interval timer */
@@ -29,116 +27,27 @@ enum {
 
 /* ---- args ----------------------------------------------------------------- */
 
-/* A duration arg: absent gives `fallback`; validators have checked the rest. */
+/* A duration arg: absent (or, for args nobody validated, wrong) gives
+ * `fallback`. */
 static uint64_t duration_arg(const cJSON *args, const char *key, const char *fallback)
 {
-    const cJSON *item = cJSON_IsObject(args) ? cJSON_GetObjectItemCaseSensitive(args, key) : NULL;
-    const char *text = cJSON_IsString(item) ? item->valuestring : fallback;
     uint64_t ms = 0;
 
-    if (nsys_config_parse_duration(text, &ms) != 0 || ms == 0)
+    if (nsys_config_arg_duration(args, NULL, key, DEMO_MIN_MS, DEMO_MAX_MS, &ms, NULL) != 0)
         nsys_config_parse_duration(fallback, &ms);
     return ms;
 }
 
-/* Appends `s` to `out` with JSON string escapes (no surrounding quotes). */
-static void put_escaped(char *out, size_t cap, const char *s)
-{
-    size_t n = strlen(out);
-    for (; *s != '\0' && n + 7 < cap; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            n += (size_t)snprintf(out + n, cap - n, "\\%c", c);
-        else if (c < 0x20 || c == 0x7F)
-            n += (size_t)snprintf(out + n, cap - n, "\\u%04x", c);
-        else
-            out[n++] = (char)c;
-        out[n] = '\0';
-    }
-}
-
-/* `path` + the segment for `key`, written the way config/ writes paths:
- * ".key" for an identifier, "['key']" otherwise. */
-static void key_path(char *out, size_t cap, const char *path, const char *key)
-{
-    bool plain =
-        (key[0] >= 'A' && key[0] <= 'Z') || (key[0] >= 'a' && key[0] <= 'z') || key[0] == '_';
-    for (const char *p = key; plain && *p != '\0'; p++)
-        plain = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-                *p == '_';
-    if (plain && strlen(key) <= 64) {
-        snprintf(out, cap, "%s.%s", path, key);
-        return;
-    }
-    snprintf(out, cap, "%s['", path);
-    char escaped[256] = "";
-    put_escaped(escaped, sizeof escaped, key);
-    size_t n = strlen(out);
-    for (const char *p = escaped; *p != '\0' && n + 3 < cap; p++) {
-        if (*p == '\'')
-            out[n++] = '\\';
-        out[n++] = *p;
-    }
-    snprintf(out + n, cap - n, "']");
-}
-
-/* ", got ..." as config/ writes it: a string's value, other types by name. */
-static void got_text(char *out, size_t cap, const cJSON *item)
-{
-    if (cJSON_IsString(item)) {
-        snprintf(out, cap, ", got \"");
-        put_escaped(out, cap - 1, item->valuestring);
-        strncat(out, "\"", cap - strlen(out) - 1);
-        return;
-    }
-    const char *what = cJSON_IsNumber(item)  ? "a number"
-                       : cJSON_IsTrue(item)  ? "true"
-                       : cJSON_IsFalse(item) ? "false"
-                       : cJSON_IsNull(item)  ? "null"
-                       : cJSON_IsArray(item) ? "an array"
-                                             : "an object";
-    snprintf(out, cap, ", got %s", what);
-}
-
 /* Checks that `args` is absent or an object whose only keys are the
- * durations named in `keys` (NULL-terminated), each within 1ms..1h. */
+ * durations named in `keys`, each within 1ms..1h. */
 static void validate_duration_args(const cJSON *args, const char *path, nsys_config_diag_t *d,
-                                   const char *const *keys)
+                                   const char *const *keys, size_t n)
 {
-    if (args == NULL)
+    if (nsys_config_check_object(args, path, d) != 0)
         return;
-    if (!cJSON_IsObject(args)) {
-        char got[128];
-        got_text(got, sizeof got, args);
-        nsys_config_error(d, path, "expected an object%s", got);
-        return;
-    }
-    for (const cJSON *item = args->child; item != NULL; item = item->next) {
-        char at[512], got[160];
-        bool known = false;
-
-        key_path(at, sizeof at, path, item->string);
-        for (size_t i = 0; keys[i] != NULL && !known; i++)
-            known = strcmp(item->string, keys[i]) == 0;
-        if (!known) {
-            char expected[128] = "";
-            for (size_t i = 0; keys[i] != NULL; i++) {
-                size_t used = strlen(expected);
-                snprintf(expected + used, sizeof expected - used, "%s\"%s\"", i ? ", " : "",
-                         keys[i]);
-            }
-            nsys_config_error(d, at, "unknown key; expected one of %s", expected);
-            continue;
-        }
-        uint64_t ms = 0;
-        int rc =
-            cJSON_IsString(item) ? nsys_config_parse_duration(item->valuestring, &ms) : NSYS_EINVAL;
-        got_text(got, sizeof got, item);
-        if (rc == NSYS_EINVAL)
-            nsys_config_error(d, at, "expected a duration such as \"500ms\" or \"5s\"%s", got);
-        else if (rc != 0 || ms < DEMO_MIN_MS || ms > DEMO_MAX_MS)
-            nsys_config_error(d, at, "expected a duration 1ms..1h%s", got);
-    }
+    nsys_config_check_keys(args, path, keys, n, d);
+    for (size_t i = 0; i < n; i++)
+        nsys_config_arg_duration(args, path, keys[i], DEMO_MIN_MS, DEMO_MAX_MS, NULL, d);
 }
 
 /* ---- demo_worker ---------------------------------------------------------- */
@@ -178,8 +87,8 @@ static const nsys_behaviour_t demo_worker_behaviour = {
 
 static void demo_worker_validate(const cJSON *args, const char *path, nsys_config_diag_t *d)
 {
-    static const char *const keys[] = {"interval", NULL};
-    validate_duration_args(args, path, d, keys);
+    static const char *const keys[] = {"interval"};
+    validate_duration_args(args, path, d, keys, 1);
 }
 
 /* ---- flaky_worker --------------------------------------------------------- */
@@ -217,8 +126,8 @@ static const nsys_behaviour_t flaky_worker_behaviour = {
 
 static void flaky_worker_validate(const cJSON *args, const char *path, nsys_config_diag_t *d)
 {
-    static const char *const keys[] = {"fail_every", NULL};
-    validate_duration_args(args, path, d, keys);
+    static const char *const keys[] = {"fail_every"};
+    validate_duration_args(args, path, d, keys, 1);
 }
 
 /* ---- registration --------------------------------------------------------- */

@@ -24,6 +24,20 @@ static unsigned cpu_count(void)
     return n > 0 ? n : 1;
 }
 
+/* A write to a socket the peer has closed raises SIGPIPE, whose default
+ * action kills the process; a network runtime wants EPIPE instead (as Redis
+ * and Node do). A handler the program installed itself is left alone. */
+static void ignore_sigpipe(void)
+{
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = SIG_IGN;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGPIPE, &sa, NULL);
+    }
+}
+
 int nsys_runtime_new(const nsys_runtime_opts_t *opts, nsys_runtime_t **out)
 {
     static const nsys_runtime_opts_t defaults = NSYS_RUNTIME_OPTS_DEFAULTS;
@@ -33,6 +47,7 @@ int nsys_runtime_new(const nsys_runtime_opts_t *opts, nsys_runtime_t **out)
     if (o->schedulers > 1024 || o->batch > 1u << 20 || o->spin_us > 1000000)
         return NSYS_EINVAL;
     nsys__log_setup();
+    ignore_sigpipe();
 
     nsys_runtime_t *rt = calloc(1, sizeof *rt);
     if (rt == NULL)

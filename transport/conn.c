@@ -46,7 +46,7 @@
 #define WRITE_BATCH 1024 /* iovecs per write (IOV_MAX on Linux) */
 #define READ_MIN_ROOM 2048u /* below this, a read buffer is retired */
 
-enum { PAUSE_WRITE = 1u, PAUSE_READ = 2u, PAUSE_GONE = 4u };
+enum { PAUSE_WRITE = 1u, PAUSE_READ = 2u, PAUSE_GONE = 4u, PAUSE_USER = 8u };
 enum { ST_OPEN = 0, ST_CLOSING, ST_ENDED };
 
 /* Receiver-side accounting, shared with the buffers it tracks (which may be
@@ -75,6 +75,7 @@ struct nsys_conn {
     uv_buf_t *wiov;
     uint32_t head, tail, cap, writing;
     size_t wq_bytes;
+    uint64_t queued_total; /* every byte ever queued */
     nsys_buf_t *arena;
     uv_write_t wreq;
     uv_shutdown_t sreq;
@@ -89,6 +90,7 @@ struct nsys_conn {
     uint8_t shutting;        /* uv_shutdown in flight */
     uint8_t freed;           /* the owner let go */
     uint8_t nhandles;        /* handles not yet closed */
+    uint8_t delivering;      /* inside on_close: nsys_conn_free must not free yet */
     uint8_t end_kind;
     int end_code;
     char peer[64];
@@ -303,11 +305,18 @@ static void destroy(nsys_conn_t *c)
     free(c);
 }
 
-static bool enter(nsys_conn_t *c) { return c->ev.enter == NULL || c->ev.enter(c->ud); }
-static void leave(nsys_conn_t *c)
+/* The owner's bracket around events from a libuv callback. The owner may
+ * call nsys_conn_free() inside (which clears c->ud), so leave gets the ud
+ * that enter saw. */
+static bool enter(nsys_conn_t *c, void **ud)
+{
+    *ud = c->ud;
+    return c->ev.enter == NULL || c->ev.enter(*ud);
+}
+static void leave(nsys_conn_t *c, void *ud)
 {
     if (c->ev.leave != NULL)
-        c->ev.leave(c->ud);
+        c->ev.leave(ud);
 }
 
 static void handle_closed(uv_handle_t *h)
@@ -315,9 +324,12 @@ static void handle_closed(uv_handle_t *h)
     nsys_conn_t *c = h->data;
     if (--c->nhandles > 0)
         return;
-    if (!c->freed && c->ev.on_close != NULL && enter(c)) {
-        c->ev.on_close(c->ud, c, (nsys_conn_end_t)c->end_kind, c->end_code, c->end_text);
-        leave(c);
+    void *ud;
+    if (!c->freed && c->ev.on_close != NULL && enter(c, &ud)) {
+        c->delivering = 1;
+        c->ev.on_close(ud, c, (nsys_conn_end_t)c->end_kind, c->end_code, c->end_text);
+        c->delivering = 0;
+        leave(c, ud);
     }
     if (c->freed)
         destroy(c);
@@ -369,11 +381,12 @@ static void shutdown_cb(uv_shutdown_t *req, int status)
     if (c->state == ST_ENDED)
         return;
     (void)status; /* ENOTCONN and friends: the peer is gone already, same end */
-    bool in = enter(c);
+    void *ud;
+    bool in = enter(c, &ud);
     end(c, (nsys_conn_end_t)c->end_kind, 0,
         c->end_kind == NSYS_CONN_END_PEER ? "closed by the peer" : "closed");
     if (in)
-        leave(c);
+        leave(c, ud);
 }
 
 /* Sends FIN once the queue is empty (after a graceful close or the peer's). */
@@ -423,8 +436,8 @@ void nsys_conn_free(nsys_conn_t *c)
     c->ud = NULL;
     if (c->state != ST_ENDED)
         end(c, NSYS_CONN_END_LOCAL, 0, "closed by its owner");
-    else if (c->nhandles == 0)
-        destroy(c);
+    else if (c->nhandles == 0 && !c->delivering)
+        destroy(c); /* from inside on_close, handle_closed frees it after */
 }
 
 /* ---- idle timeout -------------------------------------------------------------------- */
@@ -438,11 +451,12 @@ static void idle_cb(uv_timer_t *t)
         uv_timer_start(t, idle_cb, c->o.idle_timeout_ms - quiet, 0);
         return;
     }
-    bool in = enter(c);
+    void *ud;
+    bool in = enter(c, &ud);
     nsys_conn_fail(c, NSYS_ETIMEDOUT, "idle for %llu ms (idle_timeout)",
                    (unsigned long long)quiet);
     if (in)
-        leave(c);
+        leave(c, ud);
 }
 
 /* ---- write queue ------------------------------------------------------------------------ */
@@ -492,6 +506,7 @@ static int wq_push(nsys_conn_t *c, nsys_buf_t *buf, const uint8_t *data, size_t 
         memcpy(at, data, len);
         nsys_buf_set_len(c->arena, used + len);
         c->wq_bytes += len;
+        c->queued_total += len;
         /* Adjacent copies (a header and a short payload) share an iovec. */
         uint32_t last = c->tail - 1;
         if (c->tail > c->head + c->writing && c->wbufs[last] == c->arena &&
@@ -519,6 +534,7 @@ static int wq_push(nsys_conn_t *c, nsys_buf_t *buf, const uint8_t *data, size_t 
         c->wiov[c->tail] = uv_buf_init((char *)data, (unsigned)len);
         c->tail++;
         c->wq_bytes += len;
+        c->queued_total += len;
     }
     if (c->wq_bytes > c->o.write_high && !(c->pause & PAUSE_WRITE))
         set_pause(c, PAUSE_WRITE, true);
@@ -566,7 +582,8 @@ static void write_cb(uv_write_t *req, int status)
     c->writing = 0;
     if (status == UV_ECANCELED || c->state == ST_ENDED)
         return; /* closing: destroy releases the queue */
-    bool in = enter(c);
+    void *ud;
+    bool in = enter(c, &ud);
     if (status < 0) {
         nsys_conn_fail(c, status, "write failed: %s", uv_strerror(status));
     } else {
@@ -579,7 +596,7 @@ static void write_cb(uv_write_t *req, int status)
         nsys_conn_flush(c);
     }
     if (in)
-        leave(c);
+        leave(c, ud);
 }
 
 void nsys_conn_flush(nsys_conn_t *c)
@@ -712,7 +729,8 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     nsys_conn_t *c = s->data;
     if (nread == 0 || c->state == ST_ENDED)
         return;
-    if (!enter(c)) { /* the owner is going; it frees us */
+    void *ud;
+    if (!enter(c, &ud)) { /* the owner is going; it frees us */
         set_pause(c, PAUSE_GONE, true);
         return;
     }
@@ -733,7 +751,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         nsys_conn_fail(c, (int)nread, "read failed: %s", uv_strerror((int)nread));
     }
     nsys_conn_flush(c);
-    leave(c);
+    leave(c, ud);
 }
 
 /* ---- opening --------------------------------------------------------------------------------- */
@@ -838,7 +856,20 @@ int nsys_conn_send_buf(nsys_conn_t *c, nsys_buf_t *msg)
     return rc;
 }
 
+void nsys_conn_pause_read(nsys_conn_t *c, bool pause)
+{
+    if (c != NULL)
+        set_pause(c, PAUSE_USER, pause);
+}
+
 size_t nsys_conn_write_queued(const nsys_conn_t *c) { return c != NULL ? c->wq_bytes : 0; }
+
+uint64_t nsys_conn_bytes_queued_total(const nsys_conn_t *c) { return c != NULL ? c->queued_total : 0; }
+
+uint64_t nsys_conn_bytes_sent(const nsys_conn_t *c)
+{
+    return c != NULL ? c->queued_total - c->wq_bytes : 0;
+}
 
 size_t nsys_conn_read_held(const nsys_conn_t *c)
 {

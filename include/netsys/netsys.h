@@ -13,6 +13,7 @@
 
 #include "backoff.h"
 #include "buf.h"
+#include "client.h"
 #include "config.h"
 #include "error.h"
 #include "framing.h"

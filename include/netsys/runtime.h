@@ -119,7 +119,9 @@ typedef struct nsys_runtime_opts {
 } nsys_runtime_opts_t;
 #define NSYS_RUNTIME_OPTS_DEFAULTS {0, 0, 0, 0, 0}
 
-/* Creates a runtime and starts its scheduler threads. opts may be NULL. */
+/* Creates a runtime and starts its scheduler threads. opts may be NULL.
+ * SIGPIPE is set to be ignored unless the program installed a handler, so a
+ * write to a closed connection is an EPIPE error, not the end of the process. */
 int nsys_runtime_new(const nsys_runtime_opts_t *opts, nsys_runtime_t **out);
 
 /* Stops the runtime: top-level actors (spawned from outside any actor) get an

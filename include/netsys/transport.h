@@ -149,8 +149,19 @@ void nsys_conn_abort(nsys_conn_t *c, int code, const char *why);
  * done. No event after this. NULL is ignored. */
 void nsys_conn_free(nsys_conn_t *c);
 
+/* Pauses (true) or resumes (false) reading for the owner's own reasons —
+ * a proxy that forwards to a full connection, say. Independent of the two
+ * watermarks: reading runs only when no reason holds it. */
+void nsys_conn_pause_read(nsys_conn_t *c, bool pause);
+
 /* Bytes queued or being written. */
 size_t nsys_conn_write_queued(const nsys_conn_t *c);
+/* Bytes handed to the socket since the connection opened (monotonic): what
+ * the kernel accepted, not what the peer received. With the cumulative
+ * count of queued bytes below, an owner can tell which of its messages have
+ * left (the resilient client counts a message written then). */
+uint64_t nsys_conn_bytes_sent(const nsys_conn_t *c);
+uint64_t nsys_conn_bytes_queued_total(const nsys_conn_t *c);
 /* Bytes read from the peer that receivers still hold. */
 size_t nsys_conn_read_held(const nsys_conn_t *c);
 /* True while reading is paused by either watermark. */
@@ -165,6 +176,36 @@ const char *nsys_conn_peer(const nsys_conn_t *c);
 #define NSYS_MSG_NET_RESUME 419u
 void nsys_conn_set_owner(nsys_conn_t *c, nsys_runtime_t *rt, nsys_ref_t owner);
 void nsys_conn_resume_check(nsys_conn_t *c);
+
+/* ------------------------------------------------------------------------ */
+/* Dialing                                                                   */
+
+typedef struct nsys_dial nsys_dial_t;
+
+/* The outcome of a dial. status 0: `fd` is a connected, non-blocking TCP
+ * socket the callback now owns (hand it to nsys_conn_open_fd) and `text` is
+ * the peer's address. Otherwise fd is -1 and `text` says what failed, naming
+ * the host; the status tells the kinds apart:
+ *   UV_EAI_NONAME, UV_EAI_AGAIN, ...  the name did not resolve
+ *   UV_ECONNREFUSED                   nothing listens there
+ *   UV_EHOSTUNREACH, UV_ENETUNREACH   no route
+ *   UV_ETIMEDOUT                      the connect timeout passed
+ * With several addresses the last attempt's error is reported. The dial is
+ * over when the callback runs (do not cancel it then). */
+typedef void (*nsys_dial_cb)(void *ud, int status, int fd, const char *text);
+
+/* The default connect timeout, per dial (all addresses together): 30 s. */
+#define NSYS_DIAL_TIMEOUT_DEFAULT_MS 30000u
+
+/* Resolves `host` (uv_getaddrinfo) and tries every address in order until
+ * one connects, all within timeout_ms (0: the default). Runs on `loop`;
+ * cb is called exactly once, from the loop, unless the dial is cancelled
+ * first. */
+int nsys_dial(uv_loop_t *loop, const char *host, uint16_t port, uint64_t timeout_ms,
+              nsys_dial_cb cb, void *ud, nsys_dial_t **out);
+/* Stops a dial in progress: the callback will not run, the socket is
+ * closed, the memory released. */
+void nsys_dial_cancel(nsys_dial_t *d);
 
 /* ------------------------------------------------------------------------ */
 /* Layers                                                                    */

@@ -1,0 +1,383 @@
+/* tests/integration/test_client.c — the resilient client (connection actor)
+ * against real listeners on 127.0.0.1: echo round trips, reconnects that
+ * keep the same actor, the outbox across an outage, the accounting identity
+ * sent = written + failed, distinct dial errors and the connect timeout. */
+#include <criterion/criterion.h>
+
+#include <netsys/netsys.h>
+
+#include <inttypes.h>
+
+#include "common/net.h"
+#include "common/probe.h"
+
+#define TO 120
+
+/* ---- what the client's callbacks saw ---------------------------------------------- */
+
+typedef struct seen {
+    pthread_mutex_t mu;
+    atomic_int connected, disconnected, retrying, gave_up, send_failed;
+    atomic_int last_code, gave_up_code;
+    atomic_uint_fast64_t received, bytes;
+    uint64_t next_seq;   /* echoes carry a sequence number; must arrive in order */
+    atomic_int out_of_order;
+    char last_text[NSYS_NET_MESSAGE_MAX];
+} seen_t;
+
+static void seen_init(seen_t *s)
+{
+    memset(s, 0, sizeof *s);
+    pthread_mutex_init(&s->mu, NULL);
+}
+
+static void on_message(nsys_runtime_t *rt, nsys_ref_t client, const uint8_t *data, size_t len,
+                       void *ud)
+{
+    (void)rt, (void)client;
+    seen_t *s = ud;
+    if (len >= 8) {
+        uint64_t seq;
+        memcpy(&seq, data, sizeof seq);
+        pthread_mutex_lock(&s->mu);
+        if (seq != s->next_seq)
+            atomic_store(&s->out_of_order, 1);
+        s->next_seq = seq + 1;
+        pthread_mutex_unlock(&s->mu);
+    }
+    atomic_fetch_add(&s->received, 1);
+    atomic_fetch_add(&s->bytes, len);
+}
+
+static void on_event(nsys_runtime_t *rt, const nsys_client_event_t *ev, void *ud)
+{
+    (void)rt;
+    seen_t *s = ud;
+    atomic_store(&s->last_code, ev->code);
+    pthread_mutex_lock(&s->mu);
+    snprintf(s->last_text, sizeof s->last_text, "%s", ev->message);
+    pthread_mutex_unlock(&s->mu);
+    switch (ev->kind) {
+    case NSYS_CLIENT_EV_CONNECTED:
+        atomic_fetch_add(&s->connected, 1);
+        break;
+    case NSYS_CLIENT_EV_DISCONNECTED:
+        atomic_fetch_add(&s->disconnected, 1);
+        break;
+    case NSYS_CLIENT_EV_RETRYING:
+        atomic_fetch_add(&s->retrying, 1);
+        break;
+    case NSYS_CLIENT_EV_GAVE_UP:
+        atomic_store(&s->gave_up_code, ev->code);
+        atomic_fetch_add(&s->gave_up, 1);
+        break;
+    case NSYS_CLIENT_EV_SEND_FAILED:
+        atomic_fetch_add(&s->send_failed, 1);
+        break;
+    }
+}
+
+static void last_text(seen_t *s, char *out, size_t len)
+{
+    pthread_mutex_lock(&s->mu);
+    snprintf(out, len, "%s", s->last_text);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- fixtures --------------------------------------------------------------------------- */
+
+static nsys_runtime_t *rt;
+static seen_t seen;
+
+static void new_runtime(void)
+{
+    nsys_runtime_opts_t o = NSYS_RUNTIME_OPTS_DEFAULTS;
+    o.schedulers = 2;
+    cr_assert_eq(nsys_runtime_new(&o, &rt), 0);
+    seen_init(&seen);
+}
+
+static void finish(void)
+{
+    nsys_runtime_stop(rt);
+    T_RUNTIME_FREE(rt);
+}
+
+static nsys_ref_t echo_server(uint16_t port, uint16_t *bound)
+{
+    nsys_listener_opts_t o = t_listener_opts(&nsys_handler_echo);
+    o.port = port;
+    nsys_listener_info_t info;
+    nsys_ref_t l;
+    int rc = nsys_listener_start(rt, &o, &l, &info);
+    cr_assert_eq(rc, 0, "listener on %u: %s", (unsigned)port, nsys_net_last_error());
+    if (bound != NULL)
+        *bound = info.port;
+    return l;
+}
+
+static void stop_and_wait(nsys_ref_t l)
+{
+    cr_assert_eq(nsys_listener_stop(rt, l), 0);
+    T_ASSERT_EVENTUALLY(!nsys_is_alive(rt, l));
+}
+
+static nsys_client_opts_t client_opts(uint16_t port)
+{
+    nsys_client_opts_t o;
+    memset(&o, 0, sizeof o);
+    o.name = "test-client";
+    o.host = "127.0.0.1";
+    o.port = port;
+    o.backoff.initial_ms = 5;
+    o.backoff.max_ms = 20;
+    o.on_message = on_message;
+    o.on_event = on_event;
+    o.user_data = &seen;
+    return o;
+}
+
+static nsys_client_stats_t stats(nsys_ref_t c)
+{
+    nsys_client_stats_t st;
+    cr_assert_eq(nsys_client_stats(rt, c, &st), 0);
+    return st;
+}
+
+static int send_seq(nsys_ref_t c, uint64_t seq)
+{
+    uint8_t msg[16];
+    memcpy(msg, &seq, sizeof seq);
+    memset(msg + 8, 0xAB, 8);
+    return nsys_net_send(rt, c, msg, sizeof msg);
+}
+
+/* ---- tests ---------------------------------------------------------------------------------- */
+
+Test(client, connects_sends_and_receives_echoes_in_order, .timeout = TO)
+{
+    new_runtime();
+    uint16_t port;
+    echo_server(0, &port);
+    nsys_client_opts_t o = client_opts(port);
+    nsys_ref_t c;
+    cr_assert_eq(nsys_tcp_client_start(rt, &o, &c), 0);
+    T_ASSERT_EVENTUALLY(atomic_load(&seen.connected) == 1);
+    for (uint64_t i = 0; i < 1000; i++)
+        cr_assert_eq(send_seq(c, i), 0);
+    T_ASSERT_EVENTUALLY(atomic_load(&seen.received) == 1000, "got %" PRIu64,
+                        (uint64_t)atomic_load(&seen.received));
+    cr_assert_eq(atomic_load(&seen.out_of_order), 0);
+    nsys_client_stats_t st = stats(c);
+    cr_assert_eq(st.sent, 1000);
+    cr_assert_eq(st.written, 1000);
+    cr_assert_eq(st.failed, 0);
+    cr_assert_eq(st.state, NSYS_CLIENT_UP);
+    finish();
+}
+
+Test(client, messages_sent_while_down_wait_and_flush_in_order_after_connect, .timeout = TO)
+{
+    new_runtime();
+    /* Find a free port, then leave it empty: the first attempts are refused. */
+    uint16_t port;
+    nsys_ref_t l = echo_server(0, &port);
+    stop_and_wait(l);
+    nsys_client_opts_t o = client_opts(port);
+    nsys_ref_t c;
+    cr_assert_eq(nsys_tcp_client_start(rt, &o, &c), 0);
+    T_ASSERT_EVENTUALLY(atomic_load(&seen.retrying) >= 2);
+    cr_assert_eq(atomic_load(&seen.last_code), UV_ECONNREFUSED);
+    for (uint64_t i = 0; i < 100; i++)
+        cr_assert_eq(send_seq(c, i), 0);
+    T_ASSERT_EVENTUALLY(stats(c).outbox_messages == 100);
+    cr_assert_eq(stats(c).written, 0);
+    echo_server(port, NULL);
+    T_ASSERT_EVENTUALLY(atomic_load(&seen.received) == 100);
+    cr_assert_eq(atomic_load(&seen.out_of_order), 0, "the outbox must flush in order");
+    nsys_client_stats_t st = stats(c);
+    cr_assert_eq(st.written, 100);
+    cr_assert_eq(st.outbox_messages, 0);
+    cr_assert(nsys_is_alive(rt, c), "a link failure never kills the client");
+    finish();
+}
+
+/* A handler that drops every connection as soon as it opens. */
+static int refuse_open(nsys_session_t *s, void *state, void *arg)
+{
+    (void)s, (void)state, (void)arg;
+    return NSYS_ECANCELED;
+}
+static const nsys_session_handler_t dropper = {.name = "dropper", .on_open = refuse_open};
+
+Test(client, the_same_actor_survives_a_thousand_reconnects_and_leaks_nothing, .timeout = TO)
+{
+    new_runtime();
+    nsys_listener_opts_t lo = t_listener_opts(&dropper);
+    nsys_listener_info_t info;
+    nsys_ref_t l;
+    cr_assert_eq(nsys_listener_start(rt, &lo, &l, &info), 0);
+    nsys_client_opts_t o = client_opts(info.port);
+    o.backoff.initial_ms = 1;
+    o.backoff.max_ms = 1;
+    o.backoff.jitter = NSYS_BACKOFF_NO_JITTER;
+    nsys_ref_t c;
+    cr_assert_eq(nsys_tcp_client_start(rt, &o, &c), 0);
+    T_ASSERT_EVENTUALLY(atomic_load(&seen.connected) >= 50);
+    nsys_metrics_t m0;
+    cr_assert_eq(nsys_metrics_get(rt, &m0), 0);
+    int fds0 = t_open_fds();
+    size_t rss0 = t_rss_bytes();
+    T_ASSERT_EVENTUALLY(atomic_load(&seen.connected) >= 1050, "connected %d times",
+                        atomic_load(&seen.connected));
+    nsys_client_stats_t st = stats(c);
+    cr_assert_geq(st.reconnects, 1000);
+    cr_assert(nsys_is_alive(rt, c), "the client actor must be the same one");
+    nsys_metrics_t m1;
+    cr_assert_eq(nsys_metrics_get(rt, &m1), 0);
+    /* At any moment one session may be alive on the server side. */
+    cr_assert_leq(m1.actors_alive, m0.actors_alive + 1, "live actors grew from %" PRIu64 " to %" PRIu64,
+                  (uint64_t)m0.actors_alive, (uint64_t)m1.actors_alive);
+    cr_assert_leq(t_open_fds(), fds0 + 2, "descriptors grew from %d to %d", fds0, t_open_fds());
+    size_t rss1 = t_rss_bytes();
+    if (!T_ASAN) /* ASan's quarantine holds freed memory; its leak check covers this */
+        cr_assert_lt(rss1, rss0 + 4u * 1024u * 1024u, "RSS grew by %zu bytes", rss1 - rss0);
+    cr_assert_eq(nsys_client_stop(rt, c), 0);
+    T_ASSERT_EVENTUALLY(!nsys_is_alive(rt, c));
+    nsys_listener_info_t li;
+    T_ASSERT_EVENTUALLY(nsys_listener_info(rt, l, &li) == 0 && li.sessions == 0,
+                        "sessions left on the server");
+    finish();
+}
+
+Test(client, accounting_holds_when_the_server_restarts_under_load, .timeout = TO)
+{
+    new_runtime();
+    uint16_t port;
+    nsys_ref_t l = echo_server(0, &port);
+    nsys_client_opts_t o = client_opts(port);
+    o.outbox_max_messages = 64;
+    nsys_ref_t c;
+    cr_assert_eq(nsys_tcp_client_start(rt, &o, &c), 0);
+    T_ASSERT_EVENTUALLY(atomic_load(&seen.connected) == 1);
+    uint64_t sent = 0;
+    for (int round = 0; round < 10; round++) {
+        for (int i = 0; i < 200; i++, sent++)
+            cr_assert_eq(send_seq(c, sent), 0);
+        stop_and_wait(l);
+        for (int i = 0; i < 200; i++, sent++)
+            cr_assert_eq(send_seq(c, sent), 0);
+        l = echo_server(port, NULL);
+        int want = round + 2;
+        T_ASSERT_EVENTUALLY(atomic_load(&seen.connected) >= want);
+    }
+    T_ASSERT_EVENTUALLY(stats(c).outbox_messages == 0);
+    nsys_client_stats_t st = stats(c);
+    cr_assert_eq(st.sent, sent);
+    cr_assert_eq(st.sent, st.written + st.failed, "sent %" PRIu64 " != written %" PRIu64
+                 " + failed %" PRIu64, st.sent, st.written, st.failed);
+    cr_assert_eq((uint64_t)atomic_load(&seen.send_failed), st.failed,
+                 "every failure is reported");
+    cr_assert_gt(st.failed, 0, "64-message outbox over 200-message outages must overflow");
+    finish();
+}
+
+Test(client, gives_up_after_max_attempts_with_the_last_error, .timeout = TO)
+{
+    new_runtime();
+    uint16_t port;
+    nsys_ref_t l = echo_server(0, &port);
+    stop_and_wait(l);
+    nsys_client_opts_t o = client_opts(port);
+    o.max_attempts = 3;
+    nsys_ref_t c;
+    cr_assert_eq(nsys_tcp_client_start(rt, &o, &c), 0);
+    T_ASSERT_EVENTUALLY(atomic_load(&seen.gave_up) == 1);
+    cr_assert_eq(atomic_load(&seen.retrying), 2, "3 attempts: 2 retries, then give up");
+    cr_assert_eq(atomic_load(&seen.gave_up_code), UV_ECONNREFUSED);
+    T_ASSERT_EVENTUALLY(!nsys_is_alive(rt, c));
+    char text[NSYS_NET_MESSAGE_MAX];
+    last_text(&seen, text, sizeof text);
+    cr_assert(strstr(text, "refused") != NULL, "text: %s", text);
+    finish();
+}
+
+Test(client, stop_on_ends_at_the_first_matching_error, .timeout = TO)
+{
+    new_runtime();
+    uint16_t port;
+    nsys_ref_t l = echo_server(0, &port);
+    stop_and_wait(l);
+    nsys_client_opts_t o = client_opts(port);
+    int stop_on[] = {UV_ECONNREFUSED};
+    o.stop_on = stop_on;
+    o.nstop_on = 1;
+    nsys_ref_t c;
+    cr_assert_eq(nsys_tcp_client_start(rt, &o, &c), 0);
+    T_ASSERT_EVENTUALLY(atomic_load(&seen.gave_up) == 1);
+    cr_assert_eq(atomic_load(&seen.retrying), 0);
+    finish();
+}
+
+Test(client, connect_timeout_fires_at_the_configured_time, .timeout = TO)
+{
+    new_runtime();
+    /* A listener that never accepts, its backlog filled: further SYNs are
+     * dropped, so a connect can only time out. */
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(listen(lfd, 0), 0);
+    socklen_t alen = sizeof a;
+    getsockname(lfd, (struct sockaddr *)&a, &alen);
+    uint16_t port = ntohs(a.sin_port);
+    int fillers[4];
+    for (int i = 0; i < 4; i++)
+        fillers[i] = t_tcp_connect_ex("127.0.0.1", port, 300, NULL);
+    nsys_client_opts_t o = client_opts(port);
+    o.connect_timeout_ms = 400;
+    o.max_attempts = 1;
+    uint64_t t0 = t_now_ms();
+    nsys_ref_t c;
+    cr_assert_eq(nsys_tcp_client_start(rt, &o, &c), 0);
+    T_ASSERT_EVENTUALLY(atomic_load(&seen.gave_up) == 1);
+    uint64_t took = t_now_ms() - t0;
+    cr_assert_eq(atomic_load(&seen.gave_up_code), UV_ETIMEDOUT);
+    cr_assert_geq(took, 360, "timed out after %" PRIu64 " ms, before 400 - 10 %%", took);
+    cr_assert_leq(took, T_SANITIZED ? 2000 : 800, "timed out after %" PRIu64 " ms", took);
+    char text[NSYS_NET_MESSAGE_MAX];
+    last_text(&seen, text, sizeof text);
+    cr_assert(strstr(text, "timed out after 400 ms") != NULL, "text: %s", text);
+    for (int i = 0; i < 4; i++)
+        if (fillers[i] >= 0)
+            close(fillers[i]);
+    close(lfd);
+    finish();
+}
+
+Test(client, owner_mode_gets_events_and_messages_as_actor_messages, .timeout = TO)
+{
+    new_runtime();
+    t_probe_t probe;
+    t_probe_init(&probe);
+    cr_assert_eq(t_probe_spawn(rt, &probe, NULL, NULL), 0);
+    T_ASSERT_EVENTUALLY(atomic_load(&probe.inited) == 1);
+    uint16_t port;
+    echo_server(0, &port);
+    nsys_client_opts_t o = client_opts(port);
+    o.on_message = NULL;
+    o.on_event = NULL;
+    o.owner = t_probe_ref(&probe);
+    nsys_ref_t c;
+    cr_assert_eq(nsys_tcp_client_start(rt, &o, &c), 0);
+    cr_assert(t_recs_wait_type(&probe.inbox, NSYS_MSG_CLIENT_EVENT, 1, T_WAIT_MS));
+    cr_assert_eq(nsys_net_send(rt, c, "hello", 5), 0);
+    cr_assert(t_recs_wait_type(&probe.inbox, NSYS_MSG_NET_MESSAGE, 1, T_WAIT_MS));
+    t_rec_t rec;
+    cr_assert(t_recs_get(&probe.inbox, (size_t)t_recs_find_type(&probe.inbox, NSYS_MSG_NET_MESSAGE, 0),
+                         &rec));
+    cr_assert_eq(rec.from, c);
+    cr_assert_eq(rec.size, 5);
+    finish();
+    t_probe_destroy(&probe);
+}

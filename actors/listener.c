@@ -251,7 +251,8 @@ static void set_polling(listener_t *l, bool on)
 static void pause_accepting(listener_t *l, int code)
 {
     l->accept_errors++;
-    l->accept_pauses++;
+    if (!l->episode)
+        l->accept_pauses++;
     l->paused = 1;
     set_polling(l, false);
     uint64_t delay = nsys_backoff_next(&l->backoff);

@@ -116,6 +116,10 @@ typedef struct nsys_client_opts {
     void (*on_event)(nsys_runtime_t *rt, const nsys_client_event_t *ev, void *ud);
     void *user_data;
 } nsys_client_opts_t;
+/* Every field at its default (host and port must still be set). */
+#define NSYS_CLIENT_OPTS_DEFAULTS                                                                  \
+    {NULL, NULL, 0, 0, NSYS_TRANSPORT_OPTS_DEFAULTS, NSYS_BACKOFF_OPTS_DEFAULTS, 0, NULL, 0, 0, 0, \
+     NSYS_OUTBOX_REJECT, 0, 0, NSYS_REF_NONE, NULL, NULL, NULL}
 
 /* The client behaviour: init takes a const nsys_client_opts_t * (copied,
  * strings and the stop_on list included) and starts connecting. */

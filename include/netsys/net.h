@@ -19,6 +19,10 @@
  * Exit reasons of a session: 0 when the peer closed or the session closed
  * gracefully; NSYS_ETIMEDOUT after an idle timeout; the error otherwise
  * (UV_ECONNRESET, NSYS_EMSGSIZE, ...).
+ *
+ * A session whose reading is paused by back-pressure (its peer does not read,
+ * or its receivers hold read_high bytes) learns that the peer left only when
+ * it reads again; an idle_timeout bounds how long such a session can wait.
  */
 #ifndef NETSYS_NET_H
 #define NETSYS_NET_H
@@ -112,8 +116,9 @@ nsys_conn_t *nsys_session_conn(nsys_session_t *s);
 /* From any actor or thread, by ref. From inside the target session's own
  * callbacks these act at once (and report NSYS_EMSGSIZE directly);
  * otherwise they send a request, and an oversized payload is refused by the
- * session with an NSYS_MSG_NET_ERROR event / on_error. NSYS_ENOACTOR when
- * the session is gone. */
+ * session with an NSYS_MSG_NET_ERROR event / on_error (the connection stays
+ * up: the message was never queued). NSYS_ENOACTOR when the session is
+ * gone. */
 int nsys_net_send(nsys_runtime_t *rt, nsys_ref_t session, const void *data, size_t len);
 int nsys_net_send_buf(nsys_runtime_t *rt, nsys_ref_t session, nsys_buf_t *msg);
 int nsys_net_close(nsys_runtime_t *rt, nsys_ref_t session);
@@ -160,6 +165,10 @@ typedef struct nsys_listener_opts {
                                (accept paused, session refused over max_sessions) */
     uint64_t accept_backoff_max_ms; /* accept pause after EMFILE grows up to this; 0: 1000 */
 } nsys_listener_opts_t;
+/* Every field at its default (a handler or an owner must still be set). */
+#define NSYS_LISTENER_OPTS_DEFAULTS                                                                \
+    {NULL, NULL, 0, 0, false, false, 0, NSYS_TRANSPORT_OPTS_DEFAULTS, NULL, NULL, NULL, NULL,      \
+     NSYS_REF_NONE, NSYS_REF_NONE, 0}
 
 typedef struct nsys_listener_info {
     char address[NSYS_NET_PEER_MAX]; /* bound address, "127.0.0.1:40211" */
@@ -167,8 +176,8 @@ typedef struct nsys_listener_info {
     uint32_t sessions;       /* the session table's size now */
     uint64_t accepted;       /* sessions started */
     uint64_t refused;        /* closed at once over max_sessions */
-    uint64_t accept_errors;  /* EMFILE, ENFILE, ... */
-    uint64_t accept_pauses;  /* backoff episodes */
+    uint64_t accept_errors;  /* EMFILE, ENFILE, ... (each failed accept) */
+    uint64_t accept_pauses;  /* episodes: from the first error to the next accept */
     bool accepting;          /* false while paused */
 } nsys_listener_info_t;
 
@@ -212,6 +221,7 @@ typedef struct nsys_tcp_server_opts {
                      void *ud);
     void *user_data; /* must outlive the server */
 } nsys_tcp_server_opts_t;
+#define NSYS_TCP_SERVER_OPTS_DEFAULTS {NSYS_LISTENER_OPTS_DEFAULTS, NULL, NULL, NULL, NULL, NULL}
 
 /* Starts a listener whose sessions call these callbacks; *ref is the
  * listener (stop it with nsys_listener_stop, query it with

@@ -124,8 +124,7 @@ static void stop_and_wait(nsys_ref_t l)
 
 static nsys_client_opts_t client_opts(uint16_t port)
 {
-    nsys_client_opts_t o;
-    memset(&o, 0, sizeof o);
+    nsys_client_opts_t o = NSYS_CLIENT_OPTS_DEFAULTS;
     o.name = "test-client";
     o.host = "127.0.0.1";
     o.port = port;

@@ -222,8 +222,8 @@ static void observe(listener_t *l, int code, const char *peer, const char *text)
     if (l->o.observer == NSYS_REF_NONE)
         return;
     nsys_net_event_t ev = {.listener = nsys_self(l->ctx), .code = code};
-    snprintf(ev.peer, sizeof ev.peer, "%s", peer);
-    snprintf(ev.message, sizeof ev.message, "%s", text);
+    snprintf(ev.peer, sizeof ev.peer, "%.*s", (int)sizeof ev.peer - 1, peer);
+    snprintf(ev.message, sizeof ev.message, "%.*s", (int)sizeof ev.message - 1, text);
     nsys_send(l->rt, l->o.observer, NSYS_MSG_NET_ERROR, &ev, sizeof ev);
 }
 

@@ -342,7 +342,7 @@ static void end(nsys_conn_t *c, nsys_conn_end_t kind, int code, const char *text
     c->state = ST_ENDED;
     c->end_kind = (uint8_t)kind;
     c->end_code = code;
-    snprintf(c->end_text, sizeof c->end_text, "%s: %s", c->peer, text);
+    snprintf(c->end_text, sizeof c->end_text, "%.63s: %.126s", c->peer, text); /* fits 192 */
     update_reading(c);
     uv_close((uv_handle_t *)&c->tcp, handle_closed);
     if (c->idle != NULL)

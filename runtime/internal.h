@@ -185,6 +185,7 @@ typedef struct nsys__sched {
     uv_thread_t thread;
     uv_loop_t loop;
     uv_async_t async;
+    uv_timer_t reclaim_timer; /* wakes a parked scheduler whose limbo is not empty */
     nsys__mpsc_node_t *local_head, *local_tail; /* ready list, own thread only */
     uint64_t local_count;
     nsys__actor_t *actors; /* live actors, newest first */

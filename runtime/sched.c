@@ -195,12 +195,17 @@ static void force_stop(nsys__sched_t *s)
     uv_barrier_wait(&rt->drained_barrier);
     nsys__reclaim(s, true);
     uv_close((uv_handle_t *)&s->async, NULL);
+    uv_close((uv_handle_t *)&s->reclaim_timer, NULL);
     uv_run(&s->loop, UV_RUN_NOWAIT);
     uv_walk(&s->loop, on_walk_close, NULL);
     uv_run(&s->loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&s->loop) != 0)
         NSYS_LOG(NSYS_LOG_ERROR, "scheduler %u: loop did not close cleanly", s->index);
 }
+
+#define RECLAIM_RETRY_MS 1
+
+static void on_reclaim_timer(uv_timer_t *t) { (void)t; /* waking the loop is the point */ }
 
 static void sched_main(void *arg)
 {
@@ -245,7 +250,13 @@ static void sched_main(void *arg)
         atomic_store_explicit(&s->epoch, NSYS__EPOCH_IDLE, memory_order_seq_cst);
         s->in_epoch = false;
         s->parked = true;
+        /* Retired actors still waiting (a busy scheduler has not passed the
+         * epoch yet, or an outside thread pins one): come back for them
+         * soon, or their slots would stay taken until the next message. */
+        if (s->limbo != NULL)
+            uv_timer_start(&s->reclaim_timer, on_reclaim_timer, RECLAIM_RETRY_MS, 0);
         uv_run(&s->loop, UV_RUN_ONCE);
+        uv_timer_stop(&s->reclaim_timer);
         s->parked = false;
         atomic_store_explicit(&s->sleeping, 0, memory_order_relaxed);
         if (!s->in_epoch)
@@ -273,8 +284,10 @@ int nsys__sched_start(nsys_runtime_t *rt, nsys__sched_t *s, unsigned index)
         return rc;
     }
     s->async.data = s;
+    uv_timer_init(&s->loop, &s->reclaim_timer);
     rc = uv_thread_create(&s->thread, sched_main, s);
     if (rc != 0) {
+        uv_close((uv_handle_t *)&s->reclaim_timer, NULL);
         uv_close((uv_handle_t *)&s->async, NULL);
         uv_run(&s->loop, UV_RUN_NOWAIT);
         uv_loop_close(&s->loop);

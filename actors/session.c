@@ -34,7 +34,6 @@ struct nsys_session {
     uint8_t opened;   /* on_open succeeded: on_close is owed */
     uint8_t ended;    /* the connection reported its end */
     int reason;
-    char text[NSYS_NET_MESSAGE_MAX];
     char peer[NSYS_NET_PEER_MAX];
 };
 
@@ -91,11 +90,10 @@ static int conn_message(void *ud, nsys_conn_t *c, nsys_buf_t *msg)
 
 static void conn_close(void *ud, nsys_conn_t *c, nsys_conn_end_t end, int code, const char *text)
 {
-    (void)c;
+    (void)c, (void)text; /* terminate reads the text from the connection */
     nsys_session_t *s = ud;
     s->ended = 1;
     s->reason = end == NSYS_CONN_END_ERROR ? code : NSYS_REASON_NORMAL;
-    snprintf(s->text, sizeof s->text, "%s", text);
     nsys_exit(s->ctx, s->reason);
 }
 
@@ -218,22 +216,25 @@ static void session_terminate(nsys_ctx_t *ctx, void *state, int reason)
 {
     (void)ctx;
     nsys_session_t *s = state;
-    if (!s->ended)
-        snprintf(s->text, sizeof s->text, "%s: session ended (%s)", s->peer,
-                 nsys_strerror(reason));
+    char text[NSYS_NET_MESSAGE_MAX];
+    const char *why = nsys__conn_end_text(s->conn);
+    if (why != NULL)
+        snprintf(text, sizeof text, "%s", why);
+    else
+        snprintf(text, sizeof text, "%s: session ended (%s)", s->peer, nsys_strerror(reason));
     nsys_conn_free(s->conn);
     s->conn = NULL;
     if (s->opened) {
         if (s->handler != NULL) {
             if (s->handler->on_close != NULL)
-                s->handler->on_close(s, s->hstate, reason, s->text);
+                s->handler->on_close(s, s->hstate, reason, text);
         } else {
             nsys_net_event_t ev;
             if (reason != NSYS_REASON_NORMAL) {
-                event_fill(s, &ev, reason, s->text);
+                event_fill(s, &ev, reason, text);
                 nsys_send(s->rt, s->owner, NSYS_MSG_NET_ERROR, &ev, sizeof ev);
             }
-            event_fill(s, &ev, reason, s->text);
+            event_fill(s, &ev, reason, text);
             nsys_send(s->rt, s->owner, NSYS_MSG_NET_CLOSED, &ev, sizeof ev);
         }
     }

@@ -45,6 +45,7 @@
 #define COPY_MAX 256u    /* larger copies get a buffer of their own */
 #define WRITE_BATCH 1024 /* iovecs per write (IOV_MAX on Linux) */
 #define READ_MIN_ROOM 2048u /* below this, a read buffer is retired */
+#define END_TEXT_SIZE 192u
 
 enum { PAUSE_WRITE = 1u, PAUSE_READ = 2u, PAUSE_GONE = 4u, PAUSE_USER = 8u };
 enum { ST_OPEN = 0, ST_CLOSING, ST_ENDED };
@@ -64,7 +65,7 @@ struct nsys_conn {
     uv_tcp_t tcp;
     uv_timer_t *idle; /* only with idle_timeout_ms */
     nsys_transport_opts_t o;
-    nsys_conn_events_t ev;
+    const nsys_conn_events_t *ev; /* the owner's table (static) */
     void *ud;
     nsys_layer_t *top;    /* the codec */
     nsys_layer_t *bottom; /* the lowest layer (the codec when there are no filters) */
@@ -77,8 +78,7 @@ struct nsys_conn {
     size_t wq_bytes;
     uint64_t queued_total; /* every byte ever queued */
     nsys_buf_t *arena;
-    uv_write_t wreq;
-    uv_shutdown_t sreq;
+    uv_write_t *wreq;    /* only while a write is pending in libuv */
 
     nsys_buf_t *rbuf; /* current read buffer (tracked), or NULL */
     uint64_t last_active;
@@ -94,7 +94,7 @@ struct nsys_conn {
     uint8_t end_kind;
     int end_code;
     char peer[64];
-    char end_text[192];
+    char *end_text;      /* only once the connection ended */
     _Alignas(16) unsigned char codec[NSYS__CODEC_STORAGE];
 };
 
@@ -252,8 +252,8 @@ static void set_pause(nsys_conn_t *c, unsigned bit, bool on)
     c->pause = on ? (before | bit) : (before & ~bit);
     if (c->pause != before) {
         update_reading(c);
-        if (bit == PAUSE_READ && c->ev.on_flow != NULL)
-            c->ev.on_flow(c->ud, c, on);
+        if (bit == PAUSE_READ && c->ev->on_flow != NULL)
+            c->ev->on_flow(c->ud, c, on);
     }
 }
 
@@ -302,6 +302,7 @@ static void destroy(nsys_conn_t *c)
     atomic_store_explicit(&c->flow->owner, NSYS_REF_NONE, memory_order_release);
     flow_unref(c->flow);
     free(c->idle);
+    free(c->end_text);
     free(c);
 }
 
@@ -311,12 +312,12 @@ static void destroy(nsys_conn_t *c)
 static bool enter(nsys_conn_t *c, void **ud)
 {
     *ud = c->ud;
-    return c->ev.enter == NULL || c->ev.enter(*ud);
+    return c->ev->enter == NULL || c->ev->enter(*ud);
 }
 static void leave(nsys_conn_t *c, void *ud)
 {
-    if (c->ev.leave != NULL)
-        c->ev.leave(ud);
+    if (c->ev->leave != NULL)
+        c->ev->leave(ud);
 }
 
 static void handle_closed(uv_handle_t *h)
@@ -325,9 +326,10 @@ static void handle_closed(uv_handle_t *h)
     if (--c->nhandles > 0)
         return;
     void *ud;
-    if (!c->freed && c->ev.on_close != NULL && enter(c, &ud)) {
+    if (!c->freed && c->ev->on_close != NULL && enter(c, &ud)) {
         c->delivering = 1;
-        c->ev.on_close(ud, c, (nsys_conn_end_t)c->end_kind, c->end_code, c->end_text);
+        c->ev->on_close(ud, c, (nsys_conn_end_t)c->end_kind, c->end_code,
+                        c->end_text != NULL ? c->end_text : c->peer);
         c->delivering = 0;
         leave(c, ud);
     }
@@ -342,7 +344,9 @@ static void end(nsys_conn_t *c, nsys_conn_end_t kind, int code, const char *text
     c->state = ST_ENDED;
     c->end_kind = (uint8_t)kind;
     c->end_code = code;
-    snprintf(c->end_text, sizeof c->end_text, "%.63s: %.126s", c->peer, text); /* fits 192 */
+    c->end_text = malloc(END_TEXT_SIZE);
+    if (c->end_text != NULL)
+        snprintf(c->end_text, END_TEXT_SIZE, "%.63s: %.126s", c->peer, text); /* fits */
     update_reading(c);
     uv_close((uv_handle_t *)&c->tcp, handle_closed);
     if (c->idle != NULL)
@@ -377,6 +381,7 @@ void nsys_conn_abort(nsys_conn_t *c, int code, const char *why)
 static void shutdown_cb(uv_shutdown_t *req, int status)
 {
     nsys_conn_t *c = req->data;
+    free(req);
     c->shutting = 0;
     if (c->state == ST_ENDED)
         return;
@@ -394,10 +399,14 @@ static void maybe_shutdown(nsys_conn_t *c)
 {
     if (!c->shutdown_wanted || c->shutting || c->state == ST_ENDED || c->head != c->tail)
         return;
-    c->sreq.data = c;
-    if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, shutdown_cb) == 0) {
-        c->shutting = 1;
-        return;
+    uv_shutdown_t *req = malloc(sizeof *req);
+    if (req != NULL) {
+        req->data = c;
+        if (uv_shutdown(req, (uv_stream_t *)&c->tcp, shutdown_cb) == 0) {
+            c->shutting = 1;
+            return;
+        }
+        free(req);
     }
     end(c, (nsys_conn_end_t)c->end_kind, 0,
         c->end_kind == NSYS_CONN_END_PEER ? "closed by the peer" : "closed");
@@ -569,8 +578,8 @@ static void after_write(nsys_conn_t *c)
     }
     if ((c->pause & PAUSE_WRITE) && c->wq_bytes <= c->o.write_low) {
         set_pause(c, PAUSE_WRITE, false);
-        if (c->ev.on_drain != NULL)
-            c->ev.on_drain(c->ud, c);
+        if (c->ev->on_drain != NULL)
+            c->ev->on_drain(c->ud, c);
     }
     maybe_shutdown(c);
 }
@@ -580,6 +589,8 @@ static void write_cb(uv_write_t *req, int status)
     nsys_conn_t *c = req->data;
     uint32_t n = c->writing;
     c->writing = 0;
+    free(req); /* a connection that writes faster than its peer reads gets another */
+    c->wreq = NULL;
     if (status == UV_ECANCELED || c->state == ST_ENDED)
         return; /* closing: destroy releases the queue */
     void *ud;
@@ -618,8 +629,12 @@ void nsys_conn_flush(nsys_conn_t *c)
         n = c->tail - c->head;
         if (n > WRITE_BATCH)
             n = WRITE_BATCH;
-        c->wreq.data = c;
-        r = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &c->wiov[c->head], n, write_cb);
+        if (c->wreq == NULL && (c->wreq = malloc(sizeof *c->wreq)) == NULL) {
+            nsys_conn_fail(c, NSYS_ENOMEM, "out of memory for a write");
+            return;
+        }
+        c->wreq->data = c;
+        r = uv_write(c->wreq, (uv_stream_t *)&c->tcp, &c->wiov[c->head], n, write_cb);
         if (r != 0) {
             nsys_conn_fail(c, r, "write failed: %s", uv_strerror(r));
             return;
@@ -651,11 +666,11 @@ static int deliver(nsys_conn_t *c, nsys_buf_t *buf, const uint8_t *data, size_t 
      * like the read buffers it came from. */
     if (nsys_buf_is_root(m))
         flow_track(c->flow, m);
-    if (c->ev.on_message == NULL) {
+    if (c->ev->on_message == NULL) {
         nsys_buf_unref(m);
         return 0;
     }
-    int rc = c->ev.on_message(c->ud, c, m);
+    int rc = c->ev->on_message(c->ud, c, m);
     if (rc != 0) {
         nsys_conn_abort(c, rc, "closed by its handler");
         return rc;
@@ -772,7 +787,7 @@ int nsys_conn_open_fd(uv_loop_t *loop, int fd, const nsys_transport_opts_t *opts
     atomic_init(&f->refs, 1);
     f->low = c->o.read_low;
     c->flow = f;
-    c->ev = *ev;
+    c->ev = ev;
     c->ud = ud;
     c->top = c->bottom = (nsys_layer_t *)c->codec;
     int rc = nsys__codec_init(c, c->top, &c->o);
@@ -819,6 +834,11 @@ int nsys_conn_open_fd(uv_loop_t *loop, int fd, const nsys_transport_opts_t *opts
     update_reading(c);
     *out = c;
     return 0;
+}
+
+const char *nsys__conn_end_text(const nsys_conn_t *c)
+{
+    return c != NULL && c->end_text != NULL ? c->end_text : NULL;
 }
 
 void nsys_conn_set_owner(nsys_conn_t *c, nsys_runtime_t *rt, nsys_ref_t owner)

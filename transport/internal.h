@@ -19,6 +19,10 @@ void nsys__net_set_error(const char *fmt, ...)
 /* "1.2.3.4:80" or "[::1]:80"; "?" when the family is unknown. */
 void nsys__net_format_addr(const struct sockaddr *sa, char *out, size_t outlen);
 
+/* The text of how connection `c` ended ("peer: what happened"), or NULL
+ * while it is up; valid until nsys_conn_free. */
+const char *nsys__conn_end_text(const nsys_conn_t *c);
+
 /* The codecs (transport/codec.c): set up the top layer of `c` in `storage`
  * (at least NSYS__CODEC_STORAGE bytes, owned by the connection). */
 #define NSYS__CODEC_STORAGE 192

@@ -122,7 +122,8 @@ typedef struct nsys_conn_events {
 /* Wraps an accepted or connected socket `fd` (non-blocking or not; it is
  * made non-blocking) on `loop`, applies the options (TCP_NODELAY,
  * keepalive), pushes the codec and starts reading. On success the
- * connection owns fd; on error the caller still does. */
+ * connection owns fd; on error the caller still does. `ev` is kept by
+ * pointer (not copied): it must outlive the connection — a static table. */
 int nsys_conn_open_fd(uv_loop_t *loop, int fd, const nsys_transport_opts_t *opts,
                       const nsys_conn_events_t *ev, void *ud, nsys_conn_t **out);
 

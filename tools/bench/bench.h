@@ -3,9 +3,11 @@
  * watchdog, the monotonic clock and /proc memory figures.
  *
  * A subcommand is one .c file that defines a bench_cmd_t and is listed in the
- * table in main.c. It prints exactly one JSON line on stdout (through
+ * table in main.c. It prints exactly one JSON result line on stdout (through
  * bench_json_*), everything else on stderr, and returns 0 on success or 1 when
- * a run or a correctness check failed.
+ * a run or a correctness check failed. A server subcommand (echo-server) also
+ * prints status lines there ({"event":...}, bench_json_begin_event), so that
+ * scripts can wait for it to listen.
  *
  * Not for: anything the runtime itself needs; the benchmarks only use the
  * public API (plus runtime/mpsc.h for the bare-queue baseline).
@@ -56,6 +58,14 @@ typedef struct bench_common {
 int bench_parse(int argc, char **argv, const char *usage, const bench_opt_t *opts,
                 bench_common_t *common);
 
+/* As bench_parse, with the watchdog's default `default_timeout_s` instead of
+ * 120 s. 0 there means: no watchdog unless --timeout is given
+ * (common->timeout_s is then 0), for subcommands whose bound depends on their
+ * own options (a server that runs until a signal); they call
+ * bench_watchdog_start themselves when they need one. */
+int bench_parse_timeout(int argc, char **argv, const char *usage, const bench_opt_t *opts,
+                        bench_common_t *common, double default_timeout_s);
+
 /* ---- watchdog ----------------------------------------------------------- */
 
 /* Starts a thread that, unless the process is over before `seconds`, prints
@@ -78,6 +88,17 @@ uint64_t bench_now_ns(void);
  * it cannot be read. */
 uint64_t bench_status_kb(const char *key);
 
+/* Resident set size now (/proc/self/statm: resident pages x page size), in
+ * bytes; 0 if it cannot be read. */
+uint64_t bench_rss_bytes(void);
+
+/* ---- descriptors --------------------------------------------------------- */
+
+/* Raises the soft RLIMIT_NOFILE to the hard limit (if allowed) and stores
+ * the soft limit now in effect (UINT64_MAX: unlimited). 0, or -1 if the
+ * limit cannot be read. */
+int bench_raise_nofile(uint64_t *soft);
+
 /* ---- the one result line ------------------------------------------------- */
 
 /* A JSON object built field by field and printed as one line. Fields appear in
@@ -93,6 +114,9 @@ typedef struct bench_json {
 /* Starts {"system":"netsys","workload":W,"metric":M,"value":V,"unit":U. */
 void bench_json_begin(bench_json_t *j, const char *workload, const char *metric, double value,
                       const char *unit);
+/* Starts {"event":E,"system":"netsys" — a status line of a long-running
+ * subcommand (a server saying it listens), not a result. */
+void bench_json_begin_event(bench_json_t *j, const char *event);
 void bench_json_u64(bench_json_t *j, const char *key, uint64_t v);
 void bench_json_i64(bench_json_t *j, const char *key, int64_t v);
 void bench_json_f64(bench_json_t *j, const char *key, double v);

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,8 +27,10 @@ extern const bench_cmd_t bench_cmd_w2_limit;
 extern const bench_cmd_t bench_cmd_w1_limit;
 extern const bench_cmd_t bench_cmd_sup_restart;
 extern const bench_cmd_t bench_cmd_echo_client;
+extern const bench_cmd_t bench_cmd_echo_server;
+extern const bench_cmd_t bench_cmd_idle_client;
 
-/* New subcommands (echo-server, ...) go here. */
+/* New subcommands go here. */
 /* clang-format off */
 static const bench_cmd_t *const commands[] = {
     &bench_cmd_w1,
@@ -37,6 +40,8 @@ static const bench_cmd_t *const commands[] = {
     &bench_cmd_w1_limit,
     &bench_cmd_sup_restart,
     &bench_cmd_echo_client,
+    &bench_cmd_echo_server,
+    &bench_cmd_idle_client,
 };
 /* clang-format on */
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
@@ -92,6 +97,34 @@ uint64_t bench_status_kb(const char *key)
     }
     fclose(f);
     return kb;
+}
+
+uint64_t bench_rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f == NULL)
+        return 0;
+    unsigned long long size = 0, resident = 0;
+    int n = fscanf(f, "%llu %llu", &size, &resident);
+    fclose(f);
+    long page = sysconf(_SC_PAGESIZE);
+    if (n != 2 || page <= 0)
+        return 0;
+    return (uint64_t)resident * (uint64_t)page;
+}
+
+int bench_raise_nofile(uint64_t *soft)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return -1;
+    if (rl.rlim_cur != rl.rlim_max) {
+        struct rlimit want = {rl.rlim_max, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+            rl = want;
+    }
+    *soft = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_cur;
+    return 0;
 }
 
 /* ---- watchdog ------------------------------------------------------------ */
@@ -237,7 +270,7 @@ static void print_opt(const char *name, const char *arg, const char *help)
     printf("  %-22s %s\n", left, help);
 }
 
-static void print_usage(const char *usage, const bench_opt_t *opts)
+static void print_usage(const char *usage, const bench_opt_t *opts, double default_timeout_s)
 {
     printf("%s\n\nOptions:\n", usage);
     for (const bench_opt_t *o = opts; o != NULL && o->name != NULL; o++) {
@@ -247,7 +280,15 @@ static void print_usage(const char *usage, const bench_opt_t *opts)
                                                         : "";
         print_opt(o->name, arg, o->help);
     }
-    print_opt("timeout", "S", "watchdog: fail (exit 3) if no result after S seconds (default 120)");
+    char timeout_help[128];
+    if (default_timeout_s > 0)
+        snprintf(timeout_help, sizeof timeout_help,
+                 "watchdog: fail (exit 3) if no result after S seconds (default %g)",
+                 default_timeout_s);
+    else
+        snprintf(timeout_help, sizeof timeout_help,
+                 "watchdog: fail (exit 3) if no result after S seconds (default: see above)");
+    print_opt("timeout", "S", timeout_help);
     print_opt("verbose", "", "progress on stderr");
     print_opt("help", "", "this text");
     printf("\nPrints one JSON line on stdout; diagnostics go to stderr. Exit status: 0 ok,\n"
@@ -257,13 +298,19 @@ static void print_usage(const char *usage, const bench_opt_t *opts)
 int bench_parse(int argc, char **argv, const char *usage, const bench_opt_t *opts,
                 bench_common_t *common)
 {
+    return bench_parse_timeout(argc, argv, usage, opts, common, DEFAULT_TIMEOUT_S);
+}
+
+int bench_parse_timeout(int argc, char **argv, const char *usage, const bench_opt_t *opts,
+                        bench_common_t *common, double default_timeout_s)
+{
     const char *cmd = argv[0];
-    common->timeout_s = DEFAULT_TIMEOUT_S;
+    common->timeout_s = default_timeout_s > 0 ? default_timeout_s : 0;
     common->verbose = false;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
-            print_usage(usage, opts);
+            print_usage(usage, opts, default_timeout_s);
             return 1;
         }
         if (strncmp(arg, "--", 2) != 0) {
@@ -323,7 +370,8 @@ int bench_parse(int argc, char **argv, const char *usage, const bench_opt_t *opt
             return 2;
         }
     }
-    bench_watchdog_start(cmd, common->timeout_s);
+    if (common->timeout_s > 0)
+        bench_watchdog_start(cmd, common->timeout_s);
     return 0;
 }
 
@@ -395,6 +443,15 @@ void bench_json_begin(bench_json_t *j, const char *workload, const char *metric,
     bench_json_str(j, "metric", metric);
     bench_json_f64(j, "value", value);
     bench_json_str(j, "unit", unit);
+}
+
+void bench_json_begin_event(bench_json_t *j, const char *event)
+{
+    j->len = 0;
+    j->overflow = false;
+    json_raw(j, "{", 1);
+    bench_json_str(j, "event", event);
+    bench_json_str(j, "system", "netsys");
 }
 
 void bench_json_u64(bench_json_t *j, const char *key, uint64_t v)

@@ -5,7 +5,10 @@ Reads RAW, a file of "ROUND<TAB>JSON" lines as the run_*.sh scripts write
 them, and prints one JSON line per workload: the median `value` with min and
 max, medians of the --extra figures and the --params of the first run. A
 --ratio TOP:BASE adds a line with the ratio of the two medians and the
-median of the per-round ratios. Exits 1 (after a line saying so) when
+median of the per-round ratios. --split FIELD keeps lines that share a
+workload apart by FIELD (e.g. server): their group is then named
+"workload@value" (in --ratio too), and each median line keeps the plain
+workload and adds FIELD. Exits 1 (after a line saying so) when
 FAILURES is not 0. Not for: running anything; the scripts do that.
 """
 import argparse
@@ -29,6 +32,7 @@ def main():
     ap.add_argument("--extra", default="")
     ap.add_argument("--params", default="")
     ap.add_argument("--ratio", action="append", default=[])
+    ap.add_argument("--split", default="")
     a = ap.parse_args()
     extra = [k for k in a.extra.split(",") if k]
     params = [k for k in a.params.split(",") if k]
@@ -41,6 +45,8 @@ def main():
             if not rec.get("ok", True) or rec.get("value") is None:
                 continue
             w = rec["workload"]
+            if a.split and a.split in rec:
+                w = "%s@%s" % (w, rec[a.split])
             if w not in by_workload:
                 by_workload[w] = []
                 order.append(w)
@@ -51,9 +57,11 @@ def main():
         recs = [rec for _, rec in by_workload[w]]
         values = [rec["value"] for rec in recs]
         first = recs[0]
-        out = {"system": "netsys", "workload": w, "metric": first["metric"], "stat": "median",
-               "runs": len(values), "value": fmt(statistics.median(values)),
+        out = {"system": "netsys", "workload": first["workload"], "metric": first["metric"],
+               "stat": "median", "runs": len(values), "value": fmt(statistics.median(values)),
                "unit": first["unit"], "min": fmt(min(values)), "max": fmt(max(values))}
+        if a.split and a.split in first:
+            out[a.split] = first[a.split]
         for key in extra:
             xs = [rec[key] for rec in recs if isinstance(rec.get(key), (int, float))]
             if xs:

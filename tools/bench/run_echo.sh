@@ -1,123 +1,182 @@
 #!/usr/bin/env bash
-# tools/bench/run_echo.sh — W4 (TCP echo throughput) and W5 (TCP echo latency)
-# against one echo server on 127.0.0.1: starts the server on a free port,
-# runs W4 then W5 `runs` times (default 5) with `netsys-bench echo-client`,
-# prints one JSON line per workload with the medians, stops the server.
+# tools/bench/run_echo.sh — W4 (TCP echo throughput) and W5 (TCP echo latency),
+# the netsys echo server against the raw-libuv baseline in the same run. Each
+# of `runs` rounds (default 5) starts every server in turn on a free port (the
+# order alternates from round to round, so neither always goes first), runs
+# W4 then W5 against it with `netsys-bench echo-client`, and stops it by its
+# PID. Prints one median JSON line per workload and server, then the ratios
+# netsys / baseline (W4: msgs/s, target >= 0.8; W5: p50 RTT, target <= 1.2).
 #
 #   tools/bench/run_echo.sh [runs]
 #
-# Server on CPU 0, client on CPU 1 (taskset), so that the two never share a
-# core; without taskset both run unpinned (a note on stderr says so).
+# Every server on CPU 0, the client on CPU 1 (taskset), so that client and
+# server never share a core and both servers get the same placement; without
+# taskset (or with PIN=0) everything runs unpinned (a note on stderr says so).
 #
 # Environment:
-#   SERVER_CMD     the server to measure, as a command line; the script appends
-#                  "--port 0" and reads the bound port from the {"port":N} line
-#                  it must print on stdout, and stops it with SIGTERM. Default:
-#                  the raw-libuv baseline, netsys-baseline-echo-server. The netsys
-#                  echo server (coming with the TCP listener actor) will be
-#                  measured by pointing SERVER_CMD at it, with the same contract.
-#   SERVER_LABEL   names the server in the result lines (default "baseline-libuv"
-#                  for the default server, else "custom")
+#   SERVERS        the servers, in the order of odd rounds (even rounds reverse
+#                  it); default "baseline-libuv netsys":
+#                    baseline-libuv  netsys-baseline-echo-server (next to netsys-bench)
+#                    netsys          netsys-bench echo-server $NETSYS_SERVER_ARGS
+#                    anything else   $SERVER_CMD
+#                  A server command gets "--port 0" appended, must print a line
+#                  with "port":N on stdout once listening, and stop on SIGTERM.
+#   NETSYS_SERVER_ARGS  echo-server options (default "--schedulers 1": one
+#                  scheduler thread, as the baseline has one loop, on the one
+#                  CPU the servers are pinned to)
+#   SERVER_CMD     a server command line; alone (SERVERS unset) it is the only
+#                  server measured, named SERVER_LABEL (default "custom")
 #   NETSYS_BENCH   path to netsys-bench (default: build/bench/..., else
 #                  build/release/...)
 #   W4_ARGS W5_ARGS  extra echo-client options (e.g. W4_ARGS="--count 20000")
-#   PIN            0: do not pin (both processes wherever the OS puts them)
+#   PIN            0: do not pin
 #   RAW            also append every raw result line to this file
 #
-# stdout: the median lines only. stderr: every raw line as it comes, and
-# failures. Exit status 1 if any run failed (its figures are left out), 2 if
-# the server or the client could not be started.
+# stdout: the median and ratio lines only. stderr: every raw line as it comes,
+# and failures. Exit status 1 if any run failed (its figures are left out), 2
+# if a server or the client could not be started.
 set -u
 
 # shellcheck source=tools/bench/common.sh
 . "$(dirname "$0")/common.sh"
-server_cmd=${SERVER_CMD:-}
-label=${SERVER_LABEL:-}
-if [ -z "$server_cmd" ]; then
-    server_cmd=$(dirname "$bench")/netsys-baseline-echo-server
-    label=${label:-baseline-libuv}
-    if [ ! -x "$server_cmd" ]; then
-        echo "$0: $server_cmd not found; build the netsys-baseline-echo-server target" >&2
+
+if [ -n "${SERVERS:-}" ]; then
+    read -r -a servers <<<"$SERVERS"
+elif [ -n "${SERVER_CMD:-}" ]; then
+    servers=("${SERVER_LABEL:-custom}")
+else
+    servers=(baseline-libuv netsys)
+fi
+netsys_server_args=${NETSYS_SERVER_ARGS---schedulers 1}
+
+# The command line of server $1 (word-split by the caller).
+server_command() {
+    case $1 in
+    baseline-libuv) echo "$(dirname "$bench")/netsys-baseline-echo-server" ;;
+    netsys) echo "$bench echo-server $netsys_server_args" ;;
+    *) echo "${SERVER_CMD:-}" ;;
+    esac
+}
+for s in "${servers[@]}"; do
+    cmd=$(server_command "$s")
+    if [ -z "$cmd" ]; then
+        echo "$0: server '$s' needs SERVER_CMD" >&2
         exit 2
     fi
-fi
-label=${label:-custom}
+    exe=${cmd%% *}
+    if [ ! -x "$exe" ]; then
+        echo "$0: $exe not found; build the netsys-bench and netsys-baseline-echo-server targets" >&2
+        exit 2
+    fi
+done
 
 server_pin=()
 client_pin=()
 if [ "${PIN:-1}" = 0 ]; then
-    echo "$0: note: PIN=0, server and client run unpinned" >&2
+    echo "$0: note: PIN=0, servers and client run unpinned" >&2
 elif command -v taskset >/dev/null; then
     server_pin=(taskset -c 0)
     client_pin=(taskset -c 1)
 else
-    echo "$0: note: taskset not found, server and client run unpinned" >&2
+    echo "$0: note: taskset not found, servers and client run unpinned" >&2
 fi
 
 raw=$(mktemp)
 server_out=$(mktemp)
 server_pid=
+server_label=
 
+# Stops the running server by its PID: SIGTERM, SIGKILL after 5 s. Returns 1
+# if it had to be killed or exited with a non-zero status.
 stop_server() {
     [ -n "$server_pid" ] || return 0
+    local status=0
     kill -TERM "$server_pid" 2>/dev/null
-    # Bounded: a server that ignores SIGTERM for 5 s is killed.
     for _ in $(seq 50); do
         kill -0 "$server_pid" 2>/dev/null || break
         sleep 0.1
     done
     if kill -0 "$server_pid" 2>/dev/null; then
-        echo "$0: server $server_pid ignored SIGTERM, killing it" >&2
+        echo "$0: server $server_label ($server_pid) ignored SIGTERM for 5 s, killing it" >&2
         kill -KILL "$server_pid" 2>/dev/null
+        status=1
     fi
     wait "$server_pid" 2>/dev/null
+    local rc=$?
+    if [ $status -eq 0 ] && [ $rc -ne 0 ]; then
+        echo "$0: server $server_label ($server_pid) exited with status $rc after SIGTERM" >&2
+        status=1
+    fi
     server_pid=
+    return $status
 }
 trap 'stop_server; rm -f "$raw" "$server_out"' EXIT
 trap 'exit 130' INT TERM
 
-# shellcheck disable=SC2086 # SERVER_CMD is a command line
-"${server_pin[@]}" $server_cmd --port 0 >"$server_out" &
-server_pid=$!
-port=
-for _ in $(seq 100); do
-    port=$(sed -n 's/^{"port":\([0-9][0-9]*\)}$/\1/p' "$server_out" | head -n 1)
-    [ -n "$port" ] && break
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.05
-done
-if [ -z "$port" ]; then
-    echo "$0: the server ($server_cmd) printed no {\"port\":N} line within 5 s" >&2
-    exit 2
-fi
-echo "$0: server $label (pid $server_pid) on 127.0.0.1:$port" >&2
+# Starts server $1 and sets `port`; exits 2 if it does not listen within 5 s.
+start_server() {
+    server_label=$1
+    local cmd
+    cmd=$(server_command "$1")
+    : >"$server_out"
+    # shellcheck disable=SC2086 # cmd is a command line
+    "${server_pin[@]}" $cmd --port 0 >"$server_out" &
+    server_pid=$!
+    port=
+    for _ in $(seq 100); do
+        port=$(sed -n 's/.*"port":\([0-9][0-9]*\).*/\1/p' "$server_out" | head -n 1)
+        [ -n "$port" ] && break
+        kill -0 "$server_pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    if [ -z "$port" ]; then
+        echo "$0: server $1 ($cmd) printed no \"port\":N line within 5 s" >&2
+        exit 2
+    fi
+    echo "$0: server $1 (pid $server_pid) on 127.0.0.1:$port" >&2
+}
 
 failures=0
 for ((r = 1; r <= runs; r++)); do
-    for w in w4_tcp_echo_tput w5_tcp_echo_lat; do
-        case $w in
-        w4_tcp_echo_tput) args="--size 64 --window 128 --count 200000 --warmup 10000 ${W4_ARGS:-}" ;;
-        w5_tcp_echo_lat) args="--size 64 --window 1 --count 20000 --warmup 1000 ${W5_ARGS:-}" ;;
-        esac
-        # shellcheck disable=SC2086 # args is a list of options
-        line=$("${client_pin[@]}" "$bench" echo-client --host 127.0.0.1 --port "$port" \
-            --workload "$w" --server-label "$label" $args)
-        rc=$?
-        if [ $rc -ne 0 ] || [ -z "$line" ]; then
-            echo "$0: round $r: $w failed (exit $rc): $line" >&2
-            failures=$((failures + 1))
-            continue
-        fi
-        echo "$line" >&2
-        printf '%s\t%s\n' "$r" "$line" >>"$raw"
-        if [ -n "${RAW:-}" ]; then
-            echo "$line" >>"$RAW"
-        fi
+    order=("${servers[@]}")
+    if ((r % 2 == 0)); then
+        order=()
+        for ((i = ${#servers[@]} - 1; i >= 0; i--)); do
+            order+=("${servers[i]}")
+        done
+    fi
+    for s in "${order[@]}"; do
+        start_server "$s"
+        for w in w4_tcp_echo_tput w5_tcp_echo_lat; do
+            case $w in
+            w4_tcp_echo_tput) args="--size 64 --window 128 --count 200000 --warmup 10000 ${W4_ARGS:-}" ;;
+            w5_tcp_echo_lat) args="--size 64 --window 1 --count 20000 --warmup 1000 ${W5_ARGS:-}" ;;
+            esac
+            # shellcheck disable=SC2086 # args is a list of options
+            line=$("${client_pin[@]}" "$bench" echo-client --host 127.0.0.1 --port "$port" \
+                --workload "$w" --server-label "$s" --timeout 60 $args)
+            rc=$?
+            if [ $rc -ne 0 ] || [ -z "$line" ]; then
+                echo "$0: round $r: $w against $s failed (exit $rc): $line" >&2
+                failures=$((failures + 1))
+                continue
+            fi
+            echo "$line" >&2
+            printf '%s\t%s\n' "$r" "$line" >>"$raw"
+            if [ -n "${RAW:-}" ]; then
+                echo "$line" >>"$RAW"
+            fi
+        done
+        stop_server || failures=$((failures + 1))
     done
 done
 
-stop_server
-
-python3 "$root/tools/bench/medians.py" "$raw" "$runs" "$failures" run_echo \
+ratios=()
+have() { for s in "${servers[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
+if have netsys && have baseline-libuv; then
+    ratios=(--ratio w4_tcp_echo_tput@netsys:w4_tcp_echo_tput@baseline-libuv
+        --ratio w5_tcp_echo_lat@netsys:w5_tcp_echo_lat@baseline-libuv)
+fi
+python3 "$root/tools/bench/medians.py" "$raw" "$runs" "$failures" run_echo --split server \
     --extra msgs_per_s,mb_per_s,p50_us,p99_us,p999_us,max_us \
-    --params count,size,window,warmup,host,server
+    --params count,size,window,warmup,host "${ratios[@]}"

@@ -615,16 +615,5 @@ int nsys_client_stop(nsys_runtime_t *rt, nsys_ref_t client)
 
 int nsys_client_stats(nsys_runtime_t *rt, nsys_ref_t client, nsys_client_stats_t *out)
 {
-    if (out == NULL)
-        return NSYS_EINVAL;
-    void *reply = NULL;
-    size_t size = 0;
-    uint32_t type = 0;
-    int rc = nsys_call(rt, client, NSYS_MSG_CLIENT_STATS, NULL, 0, 0, &type, &reply, &size);
-    if (rc == 0 && (type != NSYS_MSG_CLIENT_STATS || size != sizeof *out))
-        rc = NSYS_EINVAL;
-    if (rc == 0)
-        memcpy(out, reply, sizeof *out);
-    nsys_free(reply);
-    return rc;
+    return nsys_call_reply(rt, client, NSYS_MSG_CLIENT_STATS, out, sizeof *out);
 }

@@ -649,18 +649,7 @@ int nsys_listener_start(nsys_runtime_t *rt, const nsys_listener_opts_t *opts, ns
 
 int nsys_listener_info(nsys_runtime_t *rt, nsys_ref_t listener, nsys_listener_info_t *info)
 {
-    if (info == NULL)
-        return NSYS_EINVAL;
-    void *reply = NULL;
-    size_t size = 0;
-    uint32_t type = 0;
-    int rc = nsys_call(rt, listener, NSYS_MSG_NET_LISTENER_INFO, NULL, 0, 0, &type, &reply, &size);
-    if (rc == 0 && (type != NSYS_MSG_NET_LISTENER_INFO || size != sizeof *info))
-        rc = NSYS_EINVAL;
-    if (rc == 0)
-        memcpy(info, reply, sizeof *info);
-    nsys_free(reply);
-    return rc;
+    return nsys_call_reply(rt, listener, NSYS_MSG_NET_LISTENER_INFO, info, sizeof *info);
 }
 
 int nsys_listener_stop(nsys_runtime_t *rt, nsys_ref_t listener)

@@ -195,7 +195,7 @@ static int session_handle(nsys_ctx_t *ctx, void *state, nsys_msg_t *msg)
         return 0;
     case NSYS_MSG_NET_RESUME:
         nsys_conn_resume_check(s->conn);
-        return 0;
+        break; /* a handler with connections of its own may want it too */
     case NSYS_MSG_DOWN:
         if (s->handler == NULL && msg->size == sizeof(nsys_down_t) &&
             ((nsys_down_t *)msg->data)->ref == s->owner) {

@@ -113,6 +113,8 @@ const char *nsys__config_suggest(const char *word, const char *const *cands, siz
  * before anything else the first time any registry function runs, so they
  * come first in every listing. Called once (pthread_once). */
 const nsys_config_kind_t *nsys__config_builtin_kinds(size_t *n);
+/* The "proxy" kind (proxy_kind.c), added right after those. */
+const nsys_config_kind_t *nsys__config_proxy_kinds(size_t *n);
 
 /* A copy of every registered kind, in registration order, taken under the
  * registry lock so one document is validated against one consistent view.

@@ -3,7 +3,8 @@
  * `netsys check --kinds` and error messages list them in). Each entry is its
  * own allocation, so a pointer from nsys_config_find_kind stays valid while
  * other kinds come and go; it dies with nsys_config_unregister of that name.
- * netsys's own kinds (net_kinds.c) are added first, once, on first use.
+ * netsys's own kinds (net_kinds.c, proxy_kind.c) are added first, once, on
+ * first use.
  * Not for: validating documents (validate.c takes a snapshot from here). */
 #include "config/internal.h"
 
@@ -62,14 +63,18 @@ static int add_kind(const nsys_config_kind_t *kind)
  * simply unknown to documents, which then say so. */
 static void add_builtins(void)
 {
-    size_t n = 0;
-    const nsys_config_kind_t *kinds = nsys__config_builtin_kinds(&n);
-    for (size_t i = 0; i < n; i++) {
-        int rc = add_kind(&kinds[i]);
-        if (rc != 0)
-            NSYS_LOG(NSYS_LOG_ERROR,
-                     "config: cannot register the built-in behaviour kind \"%s\": %s",
-                     kinds[i].name, nsys_strerror(rc));
+    const nsys_config_kind_t *(*const sources[])(size_t *) = {nsys__config_builtin_kinds,
+                                                             nsys__config_proxy_kinds};
+    for (size_t s = 0; s < sizeof sources / sizeof sources[0]; s++) {
+        size_t n = 0;
+        const nsys_config_kind_t *kinds = sources[s](&n);
+        for (size_t i = 0; i < n; i++) {
+            int rc = add_kind(&kinds[i]);
+            if (rc != 0)
+                NSYS_LOG(NSYS_LOG_ERROR,
+                         "config: cannot register the built-in behaviour kind \"%s\": %s",
+                         kinds[i].name, nsys_strerror(rc));
+        }
     }
 }
 

@@ -652,7 +652,9 @@ static int deliver(nsys_conn_t *c, nsys_buf_t *buf, const uint8_t *data, size_t 
     if (c->state != ST_OPEN || c->freed)
         return NSYS_ECANCELED; /* closing: what is left unread is dropped */
     nsys_buf_t *m = NULL;
-    if (buf != NULL && data == nsys_buf_data(buf) && len == nsys_buf_len(buf))
+    /* The read buffer itself is never handed out: the next read appends to
+     * it, which would change a kept message's length under its holder. */
+    if (buf != NULL && buf != c->rbuf && data == nsys_buf_data(buf) && len == nsys_buf_len(buf))
         m = nsys_buf_ref(buf);
     else if (buf != NULL && nsys_buf_within(buf, data, len))
         nsys_buf_slice(buf, (size_t)(data - nsys_buf_data(buf)), len, &m);

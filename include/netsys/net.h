@@ -84,7 +84,9 @@ typedef struct nsys_session nsys_session_t;
  *   to keep it (it may be sent on to another actor without a copy).
  *   Non-zero aborts the connection with that reason.
  * on_info: any other message sent to the session actor (may be NULL: such
- *   messages are dropped). Non-zero aborts as above.
+ *   messages are dropped), and NSYS_MSG_NET_RESUME after the session has
+ *   resumed its own reading (for handlers that own connections of their
+ *   own). Non-zero aborts as above.
  * on_close: last call, with the session's exit reason (0: clean) and the
  *   text of what happened. The connection is already closed.
  *

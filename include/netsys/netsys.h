@@ -19,6 +19,7 @@
 #include "framing.h"
 #include "log.h"
 #include "net.h"
+#include "proxy.h"
 #include "runtime.h"
 #include "supervisor.h"
 #include "transport.h"

@@ -9,6 +9,7 @@
  * child is killed and the test fails. A child still running when a test ends
  * (an assertion failed) is killed by the suite's teardown.
  */
+#include "common/net.h"
 #include "common/wait.h"
 
 #include <criterion/criterion.h>
@@ -360,7 +361,7 @@ static const char graph_tree[] =
 
 Test(cli, help_exits_zero_at_top_level_and_for_every_command)
 {
-    static const char *const cmds[] = {"run", "check", "graph"};
+    static const char *const cmds[] = {"run", "check", "graph", "proxy"};
     proc_t *p;
     RUN(p, "--help");
     cr_expect_eq(exit_code(p), 0);
@@ -482,6 +483,8 @@ Test(cli, check_kinds_lists_netsys_kinds_first_then_the_demo_kinds)
     cr_expect_str_eq(out_of(p),
                      "listener      TCP listener: accepts on host:port, one session per "
                      "connection running `handler`\n"
+                     "proxy         TCP proxy: forwards host:port to upstream_host:upstream_port, "
+                     "injecting `faults`\n"
                      "demo_worker   demo: ticks every `interval` (default \"1s\") and logs at "
                      "debug level\n"
                      "flaky_worker  demo: fails every `fail_every` (default \"3s\") so that it "
@@ -786,5 +789,103 @@ Test(cli, run_without_a_file_runs_the_default_demo_tree)
     cr_expect_eq(num(j, "children_started"), 6);
     cr_expect(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(j, "gave_up")));
     cJSON_Delete(j);
+    proc_free(p);
+}
+
+/* ---- proxy ----------------------------------------------------------------------- */
+
+static bool has_first_line(const proc_t *p)
+{
+    return p->out.data != NULL && strchr(p->out.data, '\n') != NULL;
+}
+
+/* An echo listener in this process, the proxy in the child: a frame goes
+ * through with the latency added, SIGTERM stops it, and the last line of
+ * stdout is the counters as JSON. */
+Test(cli, proxy_forwards_prints_its_port_and_json_counters)
+{
+    nsys_log_set_level(NSYS_LOG_ERROR);
+    nsys_runtime_t *rt = NULL;
+    cr_assert_eq(nsys_runtime_new(NULL, &rt), 0);
+    nsys_listener_opts_t lo;
+    memset(&lo, 0, sizeof lo);
+    lo.handler = &nsys_handler_echo;
+    nsys_ref_t echo;
+    nsys_listener_info_t info;
+    cr_assert_eq(nsys_listener_start(rt, &lo, &echo, &info), 0);
+    char upstream[64];
+    snprintf(upstream, sizeof upstream, "127.0.0.1:%u", (unsigned)info.port);
+
+    const char *const args[] = {"proxy", "--listen", "127.0.0.1:0", "--upstream", upstream,
+                                "--latency", "50", "--json", NULL};
+    proc_t *p = proc_start(args);
+    cr_assert(proc_read_until(p, has_first_line, t_now_ms() + CLI_WAIT_MS),
+              "no first line; stdout:\n%s\nstderr:\n%s", out_of(p), err_of(p));
+    cJSON *first = cJSON_Parse(out_of(p));
+    cr_assert_not_null(first, "not JSON: %s", out_of(p));
+    cr_expect_str_eq(cJSON_GetObjectItemCaseSensitive(first, "event")->valuestring, "listening");
+    cr_expect_str_eq(cJSON_GetObjectItemCaseSensitive(first, "upstream")->valuestring, upstream);
+    uint16_t port = (uint16_t)num(first, "port");
+    cJSON_Delete(first);
+    cr_assert_neq(port, 0);
+
+    int fd = t_tcp_connect("127.0.0.1", port, T_WAIT_MS);
+    cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
+    uint64_t t0 = t_now_ms();
+    cr_expect_eq(t_echo_once(fd, "through", 7, T_WAIT_MS), 0);
+    cr_expect_geq(t_now_ms() - t0, 100u, "the latency was not added");
+    close(fd);
+
+    cr_assert_eq(kill(p->pid, SIGTERM), 0);
+    proc_finish(p, CLI_WAIT_MS);
+    cr_expect_eq(exit_code(p), 0, "stderr:\n%s", err_of(p));
+    /* Exactly two lines: listening, stopped. */
+    const char *last = strchr(out_of(p), '\n') + 1;
+    const char *nl = strchr(last, '\n');
+    cr_assert(nl != NULL && nl[1] == '\0', "stdout:\n%s", out_of(p));
+    cJSON *j = cJSON_Parse(last);
+    cr_assert_not_null(j, "not JSON: %s", last);
+    cr_expect_str_eq(cJSON_GetObjectItemCaseSensitive(j, "event")->valuestring, "stopped");
+    cr_expect_str_eq(cJSON_GetObjectItemCaseSensitive(j, "stop")->valuestring, "SIGTERM");
+    cr_expect_eq(num(j, "accepted"), 1);
+    cr_expect_eq(num(j, "bytes_up"), 11);
+    cr_expect_eq(num(j, "bytes_down"), 11);
+    cJSON_Delete(j);
+    proc_free(p);
+    nsys_runtime_free(rt);
+}
+
+Test(cli, proxy_reports_bad_options_and_bind_errors)
+{
+    proc_t *p;
+    RUN(p, "proxy", "--listen", "127.0.0.1:0");
+    cr_expect_eq(exit_code(p), 1);
+    cr_expect_str_eq(err_of(p), "netsys: proxy: --upstream HOST:PORT is required\n"
+                                "Try 'netsys proxy --help'.\n");
+    proc_free(p);
+
+    RUN(p, "proxy", "--upstream", "127.0.0.1:9", "--latency", "soon");
+    cr_expect_eq(exit_code(p), 1);
+    cr_expect(strstr(err_of(p), "--latency: expected MS or MS+-JITTER") != NULL, "%s", err_of(p));
+    proc_free(p);
+
+    RUN(p, "proxy", "--upstream", "nowhere");
+    cr_expect_eq(exit_code(p), 1);
+    proc_free(p);
+
+    /* A port that is taken: the bind error with its fix, status 1. */
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(listen(fd, 1), 0);
+    socklen_t len = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    char taken[64];
+    snprintf(taken, sizeof taken, "127.0.0.1:%u", (unsigned)ntohs(a.sin_port));
+    RUN(p, "proxy", "--listen", taken, "--upstream", "127.0.0.1:9", "--log-level", "off");
+    close(fd);
+    cr_expect_eq(exit_code(p), 1);
+    cr_expect(strstr(err_of(p), "address already in use") != NULL, "%s", err_of(p));
+    cr_expect_str_empty(out_of(p));
     proc_free(p);
 }

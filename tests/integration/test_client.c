@@ -225,7 +225,7 @@ Test(client, the_same_actor_survives_a_thousand_reconnects_and_leaks_nothing, .t
     T_ASSERT_EVENTUALLY(atomic_load(&seen.connected) >= 50);
     nsys_metrics_t m0;
     cr_assert_eq(nsys_metrics_get(rt, &m0), 0);
-    int fds0 = t_open_fds();
+    int fds0 = !T_SANITIZED || T_ASAN ? t_open_fds() : 0;
     size_t rss0 = t_rss_bytes();
     T_ASSERT_EVENTUALLY(atomic_load(&seen.connected) >= 1050, "connected %d times",
                         atomic_load(&seen.connected));
@@ -237,7 +237,10 @@ Test(client, the_same_actor_survives_a_thousand_reconnects_and_leaks_nothing, .t
     /* At any moment one session may be alive on the server side. */
     cr_assert_leq(m1.actors_alive, m0.actors_alive + 1, "live actors grew from %" PRIu64 " to %" PRIu64,
                   (uint64_t)m0.actors_alive, (uint64_t)m1.actors_alive);
-    cr_assert_leq(t_open_fds(), fds0 + 2, "descriptors grew from %d to %d", fds0, t_open_fds());
+    /* Reading /proc/self/fd while the runtime opens sockets is a race
+     * ThreadSanitizer reports (closedir against socket); count elsewhere. */
+    if (!T_SANITIZED || T_ASAN)
+        cr_assert_leq(t_open_fds(), fds0 + 2, "descriptors grew from %d to %d", fds0, t_open_fds());
     size_t rss1 = t_rss_bytes();
     if (!T_ASAN) /* ASan's quarantine holds freed memory; its leak check covers this */
         cr_assert_lt(rss1, rss0 + 4u * 1024u * 1024u, "RSS grew by %zu bytes", rss1 - rss0);

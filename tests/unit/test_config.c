@@ -419,14 +419,14 @@ static const bad_case_t bad_cases[] = {
      {{"$.supervisor.children[0].shutdown", "got a number"}}},
     {"unknown behaviour with a suggestion", W("{'id': 'a', 'behaviour': 'echoo'}"), 1,
      {{"$.supervisor.children[0].behaviour",
-       "unknown behaviour \"echoo\"; did you mean \"echo\"? known: \"listener\", \"echo\", "
-       "\"demo_worker\", \"flaky_worker\", \"tcp_echo\""}}},
+       "unknown behaviour \"echoo\"; did you mean \"echo\"? known: \"listener\", \"proxy\", "
+       "\"echo\", \"demo_worker\", \"flaky_worker\", \"tcp_echo\""}}},
     {"unknown behaviour in the wrong case", W("{'id': 'a', 'behaviour': 'Demo_Worker'}"), 1,
      {{"$.supervisor.children[0].behaviour", "did you mean \"demo_worker\"?"}}},
     {"unknown behaviour without a suggestion", W("{'id': 'a', 'behaviour': 'xyzzy'}"), 1,
      {{"$.supervisor.children[0].behaviour",
-       "unknown behaviour \"xyzzy\"; known: \"listener\", \"echo\", \"demo_worker\", "
-       "\"flaky_worker\", \"tcp_echo\""}}},
+       "unknown behaviour \"xyzzy\"; known: \"listener\", \"proxy\", \"echo\", "
+       "\"demo_worker\", \"flaky_worker\", \"tcp_echo\""}}},
     {"behaviour not a string", W("{'id': 'a', 'behaviour': 42}"), 1,
      {{"$.supervisor.children[0].behaviour", "expected a behaviour name, got a number"}}},
     {"args not an object", W("{'id': 'a', 'behaviour': 'echo', 'args': [1]}"), 1,
@@ -1232,9 +1232,10 @@ Test(config, registry_copies_the_kind_and_keeps_order)
     const char **names = NULL;
     size_t n = 0;
     cr_assert_eq(nsys_config_kind_names(&names, &n), 0);
-    cr_assert_eq(n, 6);
+    cr_assert_eq(n, 7);
     /* netsys's own kinds come first, then the program's in its order. */
-    const char *want[] = {"listener", "echo", "demo_worker", "flaky_worker", "tcp_echo", "copied"};
+    const char *want[] = {"listener", "proxy",    "echo",  "demo_worker",
+                          "flaky_worker", "tcp_echo", "copied"};
     for (size_t i = 0; i < n; i++)
         cr_expect_str_eq(names[i], want[i]);
     nsys_free(names);
@@ -1242,22 +1243,22 @@ Test(config, registry_copies_the_kind_and_keeps_order)
     cr_expect_eq(nsys_config_unregister("demo_worker"), 0);
     cr_expect_null(nsys_config_find_kind("demo_worker"));
     cr_assert_eq(nsys_config_kind_names(&names, &n), 0);
-    cr_assert_eq(n, 5);
-    cr_expect_str_eq(names[2], "flaky_worker");
+    cr_assert_eq(n, 6);
+    cr_expect_str_eq(names[3], "flaky_worker");
     nsys_free(names);
 
     /* An unregistered kind is unknown to documents loaded afterwards. */
     nsys_config_diag_t *d = load_bad(W("{'id': 'a', 'behaviour': 'demo_worker'}"));
     expect_error(d, "$.supervisor.children[0].behaviour",
-                 "unknown behaviour \"demo_worker\"; known: \"listener\", \"echo\", "
-                 "\"flaky_worker\", \"tcp_echo\", \"copied\"");
+                 "unknown behaviour \"demo_worker\"; known: \"listener\", \"proxy\", "
+                 "\"echo\", \"flaky_worker\", \"tcp_echo\", \"copied\"");
     nsys_config_diag_free(d);
 }
 
 Test(config, unknown_behaviour_when_nothing_is_registered)
 {
-    const char *all[] = {"listener", "echo", "demo_worker", "flaky_worker", "tcp_echo"};
-    for (size_t i = 0; i < 5; i++)
+    const char *all[] = {"listener", "proxy", "echo", "demo_worker", "flaky_worker", "tcp_echo"};
+    for (size_t i = 0; i < 6; i++)
         cr_assert_eq(nsys_config_unregister(all[i]), 0);
     const char **names = (const char **)&names;
     size_t n = 99;
@@ -1302,7 +1303,7 @@ Test(config, registry_is_thread_safe)
     const char **names = NULL;
     size_t n = 0;
     cr_assert_eq(nsys_config_kind_names(&names, &n), 0);
-    cr_expect_eq(n, 5 + REG_THREADS * REG_PER_THREAD); /* with "listener" */
+    cr_expect_eq(n, 6 + REG_THREADS * REG_PER_THREAD); /* with "listener" and "proxy" */
     nsys_free(names);
 }
 

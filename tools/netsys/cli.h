@@ -22,6 +22,7 @@
 int cli_cmd_run(int argc, char **argv);
 int cli_cmd_check(int argc, char **argv);
 int cli_cmd_graph(int argc, char **argv);
+int cli_cmd_proxy(int argc, char **argv);
 
 /* Prints "netsys: " + message + newline to stderr. */
 void cli_error(const char *fmt, ...)

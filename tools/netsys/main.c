@@ -24,6 +24,8 @@ static const cli_command_t commands[] = {
      cli_cmd_run},
     {"check", "FILE...", "validate documents and print every error", cli_cmd_check},
     {"graph", "[FILE]", "print the tree as Graphviz DOT or Mermaid", cli_cmd_graph},
+    {"proxy", "[OPTIONS]", "forward TCP to an upstream, injecting faults (latency, resets...)",
+     cli_cmd_proxy},
 };
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
 
@@ -70,7 +72,7 @@ static void print_help(FILE *out)
     fputs("Usage: netsys [--help] [--version] COMMAND [ARGS]\n"
           "\n"
           "Runs and inspects netsys services: supervision trees of actors described by a\n"
-          "JSON document.\n"
+          "JSON document. Also runs a fault-injecting TCP proxy for testing clients.\n"
           "\n"
           "Commands:\n",
           out);

@@ -12,12 +12,15 @@
  * a connection ends, every message still in the ring goes again, in order, on
  * the next one. Failures are reported one by one, so sent = written + failed.
  *
- * Heartbeat (length codec): after heartbeat_ms without receiving anything
- * the client sends a zero-length frame; a peer that answers (netsys's echo
- * handler does; a listener with transport.heartbeat_reply answers by itself)
- * proves the link alive. With no byte back within heartbeat_timeout_ms the
- * link is declared dead and the client reconnects. With the heartbeat on,
- * zero-length frames from the server are taken as pongs, not delivered.
+ * Heartbeat (length codec only): after heartbeat_ms without receiving a
+ * message the client sends a zero-length frame; any message back (netsys's
+ * echo handler answers with the same empty frame) proves the link alive.
+ * With none within heartbeat_timeout_ms the link is declared dead and the
+ * client reconnects. With the heartbeat on, zero-length frames from the
+ * server are taken as pongs, not delivered.
+ *
+ * max_attempts counts consecutive failed connection attempts; losing an
+ * established link is not an attempt (the next dials are).
  * Not for: servers (listener.c, session.c). */
 #include <netsys/client.h>
 #include <netsys/log.h>
@@ -50,8 +53,7 @@ typedef struct client {
     nsys_conn_t *conn;
     nsys_backoff_t bo;
     uint64_t backoff_ms;
-    int last_err;
-    char last_text[NSYS_NET_MESSAGE_MAX];
+    uint32_t fails; /* consecutive failed connection attempts */
     char peer[NSYS_NET_PEER_MAX];
     /* outbox ring */
     outmsg_t *ring;
@@ -62,18 +64,11 @@ typedef struct client {
     size_t nsubs, capsubs;
     /* heartbeat */
     uint64_t last_rx_ms, ping_at_ms;
-    nsys_timer_t hb_timer;
-    uint8_t hb_on;
     uint8_t stopping;
     nsys_client_stats_t st;
 } client_t;
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
+static uint64_t now_ms(void) { return uv_hrtime() / 1000000u; }
 
 const char *nsys_client_state_name(nsys_client_state_t s)
 {
@@ -100,12 +95,9 @@ static void emit(client_t *c, nsys_client_event_kind_t kind, int code, uint64_t 
     ev.client = nsys_self(c->ctx);
     ev.kind = kind;
     ev.code = code;
-    ev.attempt = c->bo.attempt;
+    ev.attempt = kind == NSYS_CLIENT_EV_CONNECTED ? c->fails + 1 : c->fails;
     ev.delay_ms = c->backoff_ms;
-    if (kind == NSYS_CLIENT_EV_CONNECTED)
-        ev.attempt = (uint32_t)msg_id; /* the attempts this connection took */
-    else
-        ev.msg_id = msg_id;
+    ev.msg_id = msg_id;
     snprintf(ev.peer, sizeof ev.peer, "%s", c->peer);
     snprintf(ev.message, sizeof ev.message, "%s", text != NULL ? text : "");
     if (c->o.on_event != NULL)
@@ -140,6 +132,17 @@ static void pop_front(client_t *c)
     c->count--;
 }
 
+/* Takes entry i (not on the connection) out of the ring. */
+static outmsg_t remove_at(client_t *c, size_t i)
+{
+    outmsg_t m = *at(c, i);
+    for (; i + 1 < c->count; i++)
+        *at(c, i) = *at(c, i + 1);
+    c->count--;
+    c->bytes -= nsys_buf_len(m.buf);
+    return m;
+}
+
 /* Hands every message not yet on the connection to it, in order. */
 static void hand_over(client_t *c)
 {
@@ -152,12 +155,8 @@ static void hand_over(client_t *c)
             nsys_buf_unref(m->buf); /* the extra reference */
             if (rc == NSYS_ECANCELED)
                 return; /* closing: it goes on the next connection */
-            /* Refused for good (over max_payload): report it, drop it. */
-            outmsg_t dead = *m;
-            for (size_t i = c->handed; i + 1 < c->count; i++)
-                *at(c, i) = *at(c, i + 1);
-            c->count--;
-            c->bytes -= nsys_buf_len(dead.buf);
+            /* Refused for good (no memory to queue it): report it, drop it. */
+            outmsg_t dead = remove_at(c, c->handed);
             fail_msg(c, &dead, rc, nsys_net_last_error());
             continue;
         }
@@ -193,6 +192,13 @@ static void outbox_add(client_t *c, nsys_buf_t *b)
         fail_msg(c, &m, NSYS_EMSGSIZE, text);
         return;
     }
+    if (len > c->o.outbox_max_bytes) { /* would empty the outbox and still not fit */
+        char text[NSYS_NET_MESSAGE_MAX];
+        snprintf(text, sizeof text, "message of %zu bytes is larger than the outbox (%zu bytes)",
+                 len, c->o.outbox_max_bytes);
+        fail_msg(c, &m, NSYS_ENOSPC, text);
+        return;
+    }
     while (c->count >= c->o.outbox_max_messages || c->bytes + len > c->o.outbox_max_bytes) {
         /* Only a message not yet on the connection can be dropped. */
         if (c->o.overflow != NSYS_OUTBOX_DROP_OLDEST || c->handed >= c->count) {
@@ -202,11 +208,7 @@ static void outbox_add(client_t *c, nsys_buf_t *b)
             fail_msg(c, &m, NSYS_ENOSPC, text);
             return;
         }
-        outmsg_t old = *at(c, c->handed);
-        for (size_t i = c->handed; i + 1 < c->count; i++)
-            *at(c, i) = *at(c, i + 1);
-        c->count--;
-        c->bytes -= nsys_buf_len(old.buf);
+        outmsg_t old = remove_at(c, c->handed);
         fail_msg(c, &old, NSYS_ENOSPC, "dropped from a full outbox (drop_oldest)");
     }
     if (c->count == c->cap) {
@@ -241,32 +243,34 @@ static bool is_permanent(const client_t *c, int code)
     return false;
 }
 
-/* A failed attempt or a lost link: back off, or give up. */
-static void failed(client_t *c, int code, const char *text)
+/* A failed attempt (`attempt`) or a lost link: back off, or give up. */
+static void failed(client_t *c, int code, const char *text, bool attempt)
 {
     c->st.failures++;
-    c->last_err = code;
-    snprintf(c->last_text, sizeof c->last_text, "%s", text);
+    if (attempt)
+        c->fails++;
     nsys_backoff_failure(&c->bo);
-    bool out_of_attempts = c->o.max_attempts > 0 && c->bo.attempt + 1 >= c->o.max_attempts;
+    bool out_of_attempts = attempt && c->o.max_attempts > 0 && c->fails >= c->o.max_attempts;
     if (is_permanent(c, code) || out_of_attempts) {
         char why[NSYS_NET_MESSAGE_MAX];
         snprintf(why, sizeof why, "%s: %s", out_of_attempts ? "attempts exhausted" : "stop_on error",
                  text);
-        NSYS_LOG(NSYS_LOG_WARN, "client %s: giving up after %u attempt%s: %s", c->name,
-                 c->bo.attempt + 1, c->bo.attempt == 0 ? "" : "s", text);
+        NSYS_LOG(NSYS_LOG_WARN, "client %s: giving up after %u failed attempt%s: %s", c->name,
+                 c->fails, c->fails == 1 ? "" : "s", why);
         emit(c, NSYS_CLIENT_EV_GAVE_UP, code, 0, why);
         nsys_exit(c->ctx, code != 0 ? code : NSYS_EFAILED);
         return;
     }
     c->backoff_ms = nsys_backoff_next(&c->bo);
-    c->st.attempt = c->bo.attempt;
+    c->st.attempt = c->fails;
     c->st.backoff_ms = c->backoff_ms;
     c->state = NSYS_CLIENT_BACKOFF;
-    NSYS_LOG(NSYS_LOG_INFO, "client %s: %s; retrying in %llu ms (attempt %u)", c->name, text,
-             (unsigned long long)c->backoff_ms, c->bo.attempt);
+    NSYS_LOG(NSYS_LOG_INFO, "client %s: %s; retrying in %llu ms (%u failed attempt%s)", c->name,
+             text, (unsigned long long)c->backoff_ms, c->fails, c->fails == 1 ? "" : "s");
     emit(c, NSYS_CLIENT_EV_RETRYING, code, 0, text);
-    nsys_send_after(c->ctx, nsys_self(c->ctx), c->backoff_ms, MSG_RETRY, NULL, 0, NULL);
+    int rc = nsys_send_after(c->ctx, nsys_self(c->ctx), c->backoff_ms, MSG_RETRY, NULL, 0, NULL);
+    if (rc != 0) /* without the timer the client would wait forever: fail instead */
+        nsys_exit(c->ctx, rc);
 }
 
 static bool conn_enter(void *ud) { return nsys_io_enter(((client_t *)ud)->ctx); }
@@ -311,7 +315,7 @@ static void conn_close(void *ud, nsys_conn_t *conn, nsys_conn_end_t end, int cod
         nsys_exit(c->ctx, NSYS_REASON_NORMAL);
         return;
     }
-    failed(c, code, text);
+    failed(c, code, text, false);
 }
 
 static const nsys_conn_events_t client_events = {
@@ -331,7 +335,7 @@ static void dial_done(void *ud, int status, int fd, const char *text)
         return;
     }
     if (status != 0) {
-        failed(c, status, text);
+        failed(c, status, text, true);
         nsys_io_leave(c->ctx);
         return;
     }
@@ -341,7 +345,7 @@ static void dial_done(void *ud, int status, int fd, const char *text)
         close(fd);
         char why[NSYS_NET_MESSAGE_MAX];
         snprintf(why, sizeof why, "%s: cannot use the connection: %s", text, uv_strerror(rc));
-        failed(c, rc, why);
+        failed(c, rc, why, true);
         nsys_io_leave(c->ctx);
         return;
     }
@@ -351,14 +355,13 @@ static void dial_done(void *ud, int status, int fd, const char *text)
     c->st.state = c->state;
     if (c->st.connects++ > 0)
         c->st.reconnects++;
-    uint32_t took = c->bo.attempt + 1;
-    nsys_backoff_success(&c->bo); /* the sequence resets once this stays up */
+    nsys_backoff_success(&c->bo); /* the delays reset once this stays up */
     c->last_rx_ms = now_ms();
     c->ping_at_ms = 0;
     NSYS_LOG(NSYS_LOG_INFO, "client %s: connected to %s", c->name, text);
-    /* Attempts keep counting until the link has stayed up for the backoff's
-     * reset period (nsys_backoff_failure resets them then). */
-    emit(c, NSYS_CLIENT_EV_CONNECTED, 0, took, text);
+    emit(c, NSYS_CLIENT_EV_CONNECTED, 0, 0, text);
+    c->fails = 0;
+    c->st.attempt = 0;
     hand_over(c);
     nsys_io_leave(c->ctx);
 }
@@ -373,7 +376,7 @@ static void start_connect(client_t *c)
         char text[NSYS_NET_MESSAGE_MAX];
         snprintf(text, sizeof text, "%s:%u: cannot start a connect: %s", c->host,
                  (unsigned)c->o.port, uv_strerror(rc));
-        failed(c, rc, text);
+        failed(c, rc, text, true);
     }
 }
 
@@ -438,8 +441,13 @@ static int client_init(nsys_ctx_t *ctx, void *state, void *args)
         uint64_t tick = c->o.heartbeat_ms < c->o.heartbeat_timeout_ms ? c->o.heartbeat_ms
                                                                       : c->o.heartbeat_timeout_ms;
         tick = tick / 4 > 0 ? tick / 4 : 1;
-        nsys_send_interval(ctx, nsys_self(ctx), tick, MSG_HEARTBEAT, NULL, 0, &c->hb_timer);
-        c->hb_on = 1;
+        rc = nsys_send_interval(ctx, nsys_self(ctx), tick, MSG_HEARTBEAT, NULL, 0, NULL);
+        if (rc != 0) {
+            free(c->name);
+            free(c->host);
+            free(c->stop_on);
+            return rc;
+        }
     }
     start_connect(c);
     return 0;
@@ -615,5 +623,5 @@ int nsys_client_stop(nsys_runtime_t *rt, nsys_ref_t client)
 
 int nsys_client_stats(nsys_runtime_t *rt, nsys_ref_t client, nsys_client_stats_t *out)
 {
-    return nsys_call_reply(rt, client, NSYS_MSG_CLIENT_STATS, out, sizeof *out);
+    return nsys_call_reply(rt, client, NSYS_MSG_CLIENT_STATS, NULL, 0, out, sizeof *out);
 }

@@ -35,6 +35,7 @@
 
 #define ACCEPT_BATCH 64
 #define MSG_RESUME_ACCEPT 430u /* private: the accept pause is over */
+#define MSG_STOP 431u          /* private: nsys_listener_stop (from anyone, sessions included) */
 #define ACCEPT_BACKOFF_INITIAL_MS 10u
 #define ACCEPT_BACKOFF_MAX_DEFAULT_MS 1000u
 
@@ -46,8 +47,7 @@ typedef struct listener {
     char *host;
     int fd;
     uv_poll_t *poll; /* freed by its close callback */
-    uint8_t polling;
-    uint8_t paused;
+    uint8_t polling; /* off while an accept error pauses us */
     uint8_t episode; /* an accept-error episode is going on */
     nsys_backoff_t backoff;
     /* the session table: open addressing, linear probing, cap a power of 2 */
@@ -96,6 +96,18 @@ static void bind_error(char *out, size_t outlen, const char *where, int code, ui
     snprintf(out, outlen, "%s: %s", where, fix);
 }
 
+/* The socket's own address, formatted, and its port. */
+static void local_addr(int fd, char address[NSYS_NET_PEER_MAX], uint16_t *port)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    memset(&ss, 0, sizeof ss);
+    getsockname(fd, (struct sockaddr *)&ss, &len);
+    nsys__net_format_addr((struct sockaddr *)&ss, address, NSYS_NET_PEER_MAX);
+    *port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                           : ((struct sockaddr_in *)&ss)->sin_port);
+}
+
 /* Resolves, binds and listens; on error `err` says what and how to fix it. */
 static int listen_socket(const nsys_listener_opts_t *o, int *out_fd, char *address,
                          uint16_t *out_port, char *err, size_t errlen)
@@ -129,12 +141,7 @@ static int listen_socket(const nsys_listener_opts_t *o, int *out_fd, char *addre
             close(fd);
             continue;
         }
-        struct sockaddr_storage ss;
-        socklen_t len = sizeof ss;
-        getsockname(fd, (struct sockaddr *)&ss, &len);
-        nsys__net_format_addr((struct sockaddr *)&ss, address, NSYS_NET_PEER_MAX);
-        *out_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                                   : ((struct sockaddr_in *)&ss)->sin_port);
+        local_addr(fd, address, out_port);
         *out_fd = fd;
         freeaddrinfo(res);
         return 0;
@@ -152,7 +159,9 @@ static uint32_t slot_of(nsys_ref_t r, uint32_t cap)
     return (uint32_t)(h >> 32) & (cap - 1);
 }
 
-static int table_add(listener_t *l, nsys_ref_t r)
+/* Makes room for one more entry (kept under 3/4 full). Called before the
+ * session is spawned, so a session never exists without its entry. */
+static int table_reserve(listener_t *l)
 {
     if ((l->count + 1) * 4 > l->cap * 3) {
         uint32_t cap = l->cap ? l->cap * 2 : 64;
@@ -171,12 +180,17 @@ static int table_add(listener_t *l, nsys_ref_t r)
         l->table = t;
         l->cap = cap;
     }
+    return 0;
+}
+
+/* After table_reserve. */
+static void table_add(listener_t *l, nsys_ref_t r)
+{
     uint32_t j = slot_of(r, l->cap);
     while (l->table[j] != NSYS_REF_NONE)
         j = (j + 1) & (l->cap - 1);
     l->table[j] = r;
     l->count++;
-    return 0;
 }
 
 static bool table_has(const listener_t *l, nsys_ref_t r)
@@ -227,12 +241,6 @@ static void observe(listener_t *l, int code, const char *peer, const char *text)
     nsys_send(l->rt, l->o.observer, NSYS_MSG_NET_ERROR, &ev, sizeof ev);
 }
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* ---- accepting --------------------------------------------------------------------------------------- */
 
@@ -248,15 +256,21 @@ static void set_polling(listener_t *l, bool on)
     }
 }
 
+static void schedule_resume(listener_t *l, uint64_t delay)
+{
+    int rc = nsys_send_after(l->ctx, nsys_self(l->ctx), delay, MSG_RESUME_ACCEPT, NULL, 0, NULL);
+    if (rc != 0)
+        NSYS_LOG(NSYS_LOG_ERROR, "listener %s: cannot schedule accepting again: %s", l->o.name,
+                 nsys_strerror(rc));
+}
+
 static void pause_accepting(listener_t *l, int code)
 {
     l->accept_errors++;
     if (!l->episode)
         l->accept_pauses++;
-    l->paused = 1;
     set_polling(l, false);
     uint64_t delay = nsys_backoff_next(&l->backoff);
-    nsys_backoff_failure(&l->backoff);
     char text[NSYS_NET_MESSAGE_MAX * 2];
     if (code == UV_EMFILE || code == UV_ENFILE) {
         struct rlimit rl = {0, 0};
@@ -278,7 +292,7 @@ static void pause_accepting(listener_t *l, int code)
     } else {
         NSYS_LOG(NSYS_LOG_DEBUG, "listener %s %s", l->o.name, text);
     }
-    nsys_send_after(l->ctx, nsys_self(l->ctx), delay, MSG_RESUME_ACCEPT, NULL, 0, NULL);
+    schedule_resume(l, delay);
 }
 
 static void refuse(listener_t *l, int fd)
@@ -293,7 +307,7 @@ static void refuse(listener_t *l, int fd)
     char text[NSYS_NET_MESSAGE_MAX];
     snprintf(text, sizeof text, "%s: refused: max_sessions (%u) reached", peer,
              (unsigned)l->o.max_sessions);
-    uint64_t t = now_ns();
+    uint64_t t = uv_hrtime();
     if (t - l->refused_logged_ns >= 1000000000ull) { /* at most one line a second */
         l->refused_logged_ns = t;
         NSYS_LOG(NSYS_LOG_WARN, "listener %s: %s (%llu refused so far)", l->o.name, text,
@@ -304,7 +318,7 @@ static void refuse(listener_t *l, int fd)
 
 static void start_session(listener_t *l, int fd)
 {
-    nsys__session_args_t *a = malloc(sizeof *a);
+    nsys__session_args_t *a = table_reserve(l) == 0 ? malloc(sizeof *a) : NULL;
     if (a == NULL) {
         close(fd);
         l->accept_errors++;
@@ -332,11 +346,7 @@ static void start_session(listener_t *l, int fd)
                  nsys_strerror(rc));
         return;
     }
-    if (table_add(l, ref) != 0) {
-        /* Without an entry it would be an orphan: end it now. */
-        nsys_exit_signal(l->rt, ref, NSYS_REASON_SHUTDOWN);
-        return;
-    }
+    table_add(l, ref);
     l->accepted++;
 }
 
@@ -436,12 +446,7 @@ static int serve(nsys_ctx_t *ctx, listener_t *l, const nsys_listener_opts_t *o, 
             return rc;
         }
     } else {
-        struct sockaddr_storage ss;
-        socklen_t len = sizeof ss;
-        getsockname(fd, (struct sockaddr *)&ss, &len);
-        nsys__net_format_addr((struct sockaddr *)&ss, l->address, sizeof l->address);
-        l->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                                 : ((struct sockaddr_in *)&ss)->sin_port);
+        local_addr(fd, l->address, &l->port);
     }
     l->poll = malloc(sizeof *l->poll);
     if (l->poll == NULL || (rc = uv_poll_init(nsys_ctx_loop(ctx), l->poll, fd)) != 0) {
@@ -509,10 +514,12 @@ static int listener_handle(nsys_ctx_t *ctx, void *state, nsys_msg_t *msg)
         return 0;
     }
     case MSG_RESUME_ACCEPT:
-        if (l->paused) {
-            l->paused = 0;
-            set_polling(l, true);
-        }
+        set_polling(l, true);
+        if (!l->polling) /* libuv refused: try again later rather than go deaf */
+            schedule_resume(l, nsys_backoff_next(&l->backoff));
+        return 0;
+    case MSG_STOP:
+        nsys_exit(ctx, NSYS_REASON_SHUTDOWN);
         return 0;
     case NSYS_MSG_NET_LISTENER_INFO: {
         nsys_listener_info_t info;
@@ -540,8 +547,8 @@ static void listener_terminate(nsys_ctx_t *ctx, void *state, int reason)
     }
     if (l->fd >= 0)
         close(l->fd);
-    if (l->o.handler_arg_release != NULL)
-        l->o.handler_arg_release(l->o.handler_arg);
+    if (l->o.handler_arg_retain != NULL && l->o.handler_arg_release != NULL)
+        l->o.handler_arg_release(l->o.handler_arg); /* the reference serve took */
     NSYS_LOG(NSYS_LOG_INFO, "listener %s: closed %s (%llu sessions served)", l->name, l->address,
              (unsigned long long)l->accepted);
     listener_free_copy(l);
@@ -649,10 +656,12 @@ int nsys_listener_start(nsys_runtime_t *rt, const nsys_listener_opts_t *opts, ns
 
 int nsys_listener_info(nsys_runtime_t *rt, nsys_ref_t listener, nsys_listener_info_t *info)
 {
-    return nsys_call_reply(rt, listener, NSYS_MSG_NET_LISTENER_INFO, info, sizeof *info);
+    return nsys_call_reply(rt, listener, NSYS_MSG_NET_LISTENER_INFO, NULL, 0, info, sizeof *info);
 }
 
+/* A message, not an exit signal: the listener ignores exit signals from
+ * its own sessions, and one of them may be the caller. */
 int nsys_listener_stop(nsys_runtime_t *rt, nsys_ref_t listener)
 {
-    return nsys_exit_signal(rt, listener, NSYS_REASON_SHUTDOWN);
+    return nsys_send(rt, listener, MSG_STOP, NULL, 0);
 }

@@ -1220,24 +1220,17 @@ int nsys_proxy_set_faults(nsys_runtime_t *rt, nsys_ref_t proxy, const nsys_proxy
     int rc = nsys_proxy_faults_check(faults);
     if (rc != 0)
         return rc;
-    uint32_t type = 0;
-    void *reply = NULL;
-    size_t size = 0;
-    rc = nsys_call(rt, proxy, NSYS_MSG_PROXY_SET_FAULTS, faults, sizeof *faults, 0, &type, &reply,
-                   &size);
+    int applied = 0;
+    rc = nsys_call_reply(rt, proxy, NSYS_MSG_PROXY_SET_FAULTS, faults, sizeof *faults, &applied,
+                         sizeof applied);
     if (rc == NSYS_EBUSY) /* a scheduler thread must not wait */
         return nsys_send(rt, proxy, MSG_SET_FAULTS_QUIET, faults, sizeof *faults);
-    if (rc == 0 && (type != NSYS_MSG_PROXY_SET_FAULTS || size != sizeof rc))
-        rc = NSYS_EINVAL;
-    else if (rc == 0)
-        memcpy(&rc, reply, sizeof rc);
-    nsys_free(reply);
-    return rc;
+    return rc != 0 ? rc : applied;
 }
 
 int nsys_proxy_stats(nsys_runtime_t *rt, nsys_ref_t proxy, nsys_proxy_stats_t *out)
 {
     if (out == NULL)
         return NSYS_EINVAL;
-    return nsys_call_reply(rt, proxy, NSYS_MSG_PROXY_STATS, out, sizeof *out);
+    return nsys_call_reply(rt, proxy, NSYS_MSG_PROXY_STATS, NULL, 0, out, sizeof *out);
 }

@@ -20,6 +20,11 @@
 #include "actors/internal.h"
 #include "transport/internal.h"
 
+/* Payloads up to this size fit in a message node (the runtime's inline
+ * size); larger ones are wrapped in a buffer so the session queues them
+ * without another copy. */
+#define INLINE_SEND_MAX 40u
+
 struct nsys_session {
     nsys_ctx_t *ctx;
     nsys_runtime_t *rt;
@@ -30,10 +35,7 @@ struct nsys_session {
     void (*harg_release)(void *);
     nsys_ref_t owner;
     nsys_ref_t listener;
-    uint64_t owner_monitor;
-    uint8_t opened;   /* on_open succeeded: on_close is owed */
-    uint8_t ended;    /* the connection reported its end */
-    int reason;
+    uint8_t opened; /* on_open succeeded: on_close is owed */
     char peer[NSYS_NET_PEER_MAX];
 };
 
@@ -92,9 +94,7 @@ static void conn_close(void *ud, nsys_conn_t *c, nsys_conn_end_t end, int code, 
 {
     (void)c, (void)text; /* terminate reads the text from the connection */
     nsys_session_t *s = ud;
-    s->ended = 1;
-    s->reason = end == NSYS_CONN_END_ERROR ? code : NSYS_REASON_NORMAL;
-    nsys_exit(s->ctx, s->reason);
+    nsys_exit(s->ctx, end == NSYS_CONN_END_ERROR ? code : NSYS_REASON_NORMAL);
 }
 
 static const nsys_conn_events_t session_events = {
@@ -136,7 +136,7 @@ static int session_init(nsys_ctx_t *ctx, void *state, void *args)
     if (s->handler != NULL && s->handler->state_size > 0 &&
         (s->hstate = calloc(1, s->handler->state_size)) == NULL)
         return NSYS_ENOMEM;
-    if (s->handler == NULL && (rc = nsys_monitor(ctx, s->owner, &s->owner_monitor)) != 0) {
+    if (s->handler == NULL && (rc = nsys_monitor(ctx, s->owner, NULL)) != 0) {
         free(s->hstate);
         return rc;
     }
@@ -230,7 +230,7 @@ static void session_terminate(nsys_ctx_t *ctx, void *state, int reason)
                 s->handler->on_close(s, s->hstate, reason, text);
         } else {
             nsys_net_event_t ev;
-            if (reason != NSYS_REASON_NORMAL) {
+            if (!nsys_reason_is_clean(reason)) {
                 event_fill(s, &ev, reason, text);
                 nsys_send(s->rt, s->owner, NSYS_MSG_NET_ERROR, &ev, sizeof ev);
             }
@@ -287,10 +287,10 @@ nsys_conn_t *nsys_session_conn(nsys_session_t *s) { return s != NULL ? s->conn :
 static nsys_session_t *current_session(nsys_ref_t ref)
 {
     nsys_ctx_t *cur = nsys_current();
-    if (cur == NULL || nsys_self(cur) != ref)
-        return NULL;
+    if (cur == NULL || nsys_self(cur) != ref || !nsys__session_is(cur))
+        return NULL; /* only a session's state may be read as one */
     nsys_session_t *s = nsys_ctx_state(cur);
-    return s != NULL && s->ctx == cur && s->conn != NULL && nsys__session_is(cur) ? s : NULL;
+    return s->conn != NULL ? s : NULL;
 }
 
 int nsys_net_send(nsys_runtime_t *rt, nsys_ref_t session, const void *data, size_t len)
@@ -303,7 +303,7 @@ int nsys_net_send(nsys_runtime_t *rt, nsys_ref_t session, const void *data, size
                             (size_t)NSYS_FRAMING_WIRE_MAX_PAYLOAD);
         return NSYS_EMSGSIZE;
     }
-    if (len <= 40)
+    if (len <= INLINE_SEND_MAX) /* travels inside the message node: no buffer */
         return nsys_send(rt, session, NSYS_MSG_NET_SEND, data, len);
     nsys_buf_t *b;
     int rc = nsys_buf_from(data, len, &b);

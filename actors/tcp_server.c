@@ -27,7 +27,6 @@ static void server_release(void *arg)
 
 typedef struct fstate {
     server_t *sv;
-    int reported; /* an error already went to on_error */
 } fstate_t;
 
 static int f_open(nsys_session_t *s, void *state, void *arg)
@@ -65,7 +64,7 @@ static void f_close(nsys_session_t *s, void *state, int reason, const char *text
 {
     fstate_t *f = state;
     nsys_runtime_t *rt = nsys_ctx_runtime(nsys_session_ctx(s));
-    if (reason != NSYS_REASON_NORMAL && f->sv->o.on_error != NULL)
+    if (!nsys_reason_is_clean(reason) && f->sv->o.on_error != NULL)
         f->sv->o.on_error(rt, nsys_session_ref(s), reason, text, f->sv->o.user_data);
     if (f->sv->o.on_disconnect != NULL)
         f->sv->o.on_disconnect(rt, nsys_session_ref(s), reason, f->sv->o.user_data);

@@ -111,7 +111,9 @@ int nsys_buf_set_len(nsys_buf_t *buf, size_t len)
 
 size_t nsys_buf_refcount(const nsys_buf_t *buf)
 {
-    return buf != NULL ? atomic_load_explicit(&buf->refs, memory_order_relaxed) : 0;
+    /* Acquire: a holder that sees 1 may reuse the bytes, so the other
+     * holders' last reads (before their release decrement) must be done. */
+    return buf != NULL ? atomic_load_explicit(&buf->refs, memory_order_acquire) : 0;
 }
 
 int nsys_buf_track(nsys_buf_t *buf, nsys_buf_free_fn on_free, void *arg)

@@ -222,14 +222,15 @@ int nsys_call_ptr(nsys_runtime_t *rt, nsys_ref_t to, uint32_t type, void *ptr, s
     return call(rt, to, type, NULL, size, ptr, free_fn, timeout_ms, reply_type, reply, reply_size);
 }
 
-int nsys_call_reply(nsys_runtime_t *rt, nsys_ref_t to, uint32_t type, void *out, size_t size)
+int nsys_call_reply(nsys_runtime_t *rt, nsys_ref_t to, uint32_t type, const void *req,
+                    size_t req_size, void *out, size_t size)
 {
     if (out == NULL)
         return NSYS_EINVAL;
     void *reply = NULL;
     size_t got = 0;
     uint32_t rtype = 0;
-    int rc = nsys_call(rt, to, type, NULL, 0, 0, &rtype, &reply, &got);
+    int rc = nsys_call(rt, to, type, req, req_size, 0, &rtype, &reply, &got);
     if (rc == 0 && (rtype != type || got != size))
         rc = NSYS_EINVAL;
     if (rc == 0)

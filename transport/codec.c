@@ -22,6 +22,15 @@ typedef struct raw_codec {
 static_assert(sizeof(length_codec_t) <= NSYS__CODEC_STORAGE, "codec storage too small");
 static_assert(sizeof(raw_codec_t) <= NSYS__CODEC_STORAGE, "codec storage too small");
 
+/* Refuses a send over the limit, with the text the receiving side uses. */
+static int oversize(size_t len, size_t max_payload)
+{
+    char text[NSYS_FRAMING_ERROR_SIZE];
+    nsys_frame_format_oversize(text, sizeof text, len, max_payload);
+    nsys__net_set_error("%s", text);
+    return NSYS_EMSGSIZE;
+}
+
 /* ---- length ------------------------------------------------------------ */
 
 static int length_frame(void *ud, nsys_buf_t *frame, const uint8_t *payload, size_t len)
@@ -46,12 +55,8 @@ static int length_send(nsys_layer_t *l, nsys_buf_t *buf, const uint8_t *data, si
 {
     length_codec_t *lc = (length_codec_t *)l;
     uint8_t header[NSYS_FRAMING_HEADER_SIZE];
-    if (nsys_frame_header(len, lc->dec.max_payload, header) != 0) {
-        char text[NSYS_FRAMING_ERROR_SIZE];
-        nsys_frame_format_oversize(text, sizeof text, len, lc->dec.max_payload);
-        nsys__net_set_error("%s", text);
-        return NSYS_EMSGSIZE;
-    }
+    if (nsys_frame_header(len, lc->dec.max_payload, header) != 0)
+        return oversize(len, lc->dec.max_payload);
     int rc = nsys_layer_down(l, NULL, header, sizeof header);
     if (rc == 0)
         rc = nsys_layer_down(l, buf, data, len);
@@ -67,24 +72,15 @@ static const nsys_layer_vt_t length_vt = {
 
 /* ---- raw ----------------------------------------------------------------- */
 
-static int raw_recv(nsys_layer_t *l, nsys_buf_t *buf, const uint8_t *data, size_t len)
-{
-    return nsys_layer_up(l, buf, data, len);
-}
-
 static int raw_send(nsys_layer_t *l, nsys_buf_t *buf, const uint8_t *data, size_t len)
 {
     raw_codec_t *rc = (raw_codec_t *)l;
-    if (len > rc->max_payload) {
-        char text[NSYS_FRAMING_ERROR_SIZE];
-        nsys_frame_format_oversize(text, sizeof text, len, rc->max_payload);
-        nsys__net_set_error("%s", text);
-        return NSYS_EMSGSIZE;
-    }
+    if (len > rc->max_payload)
+        return oversize(len, rc->max_payload);
     return nsys_layer_down(l, buf, data, len);
 }
 
-static const nsys_layer_vt_t raw_vt = {.name = "raw", .recv = raw_recv, .send = raw_send};
+static const nsys_layer_vt_t raw_vt = {.name = "raw", .recv = nsys_layer_up, /* each read is a message */ .send = raw_send};
 
 /* ---- setup ---------------------------------------------------------------- */
 

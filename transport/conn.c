@@ -3,14 +3,17 @@
  * Writing. Sends are queued as (buffer reference, iovec) entries: payloads
  * by reference, small copies (frame headers, short messages) packed into a
  * shared arena buffer so neighbouring copies become one iovec.
- * nsys_conn_flush() writes the whole queue with one uv_try_write (a writev)
- * and hands what the socket did not take to one uv_write; sends made while
+ * nsys_conn_flush() writes the queue (up to 1024 iovecs) with one
+ * uv_try_write (a writev) and hands what the socket did not take to one
+ * uv_write; sends made while
  * that write is in flight wait and go out together when it completes.
  *
  * Reading. Reads land in a reference-counted buffer; frames are slices of it,
- * so a message reaches its actor without a copy. A connection that holds no
- * slice gives its buffer back to a per-thread spare after each read, so an
- * idle connection holds no read memory.
+ * so a message reaches its actor without a copy. After a read the buffer
+ * either stays with the slices' holders (the next read appends to it while
+ * it has room) or, when nobody holds a slice, goes back to a per-thread
+ * spare (or is freed if the spare is taken), so an idle connection holds no
+ * read memory.
  *
  * Back-pressure, both sides. Past write_high queued bytes the connection
  * stops reading until the queue drains to write_low (a peer that does not
@@ -24,12 +27,9 @@
  * close callback, once; the memory goes when both the handles are closed and
  * the owner called nsys_conn_free(). */
 #include <netsys/framing.h>
-#include <netsys/log.h>
 #include <netsys/transport.h>
 
-#include <errno.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -37,7 +37,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include "transport/internal.h"
 
@@ -78,7 +77,6 @@ struct nsys_conn {
     size_t wq_bytes;
     uint64_t queued_total; /* every byte ever queued */
     nsys_buf_t *arena;
-    uv_write_t *wreq;    /* only while a write is pending in libuv */
 
     nsys_buf_t *rbuf; /* current read buffer (tracked), or NULL */
     uint64_t last_active;
@@ -158,17 +156,22 @@ static void flow_unref(flow_t *f)
         free(f);
 }
 
+/* Sequentially consistent on purpose: this side writes `held` then reads
+ * `paused`, check_read_budget writes `paused` then reads `held`; with weaker
+ * orderings both may read the old value and the resume is lost. */
 static void flow_release(flow_t *f, size_t bytes)
 {
-    size_t now = atomic_fetch_sub_explicit(&f->held, bytes, memory_order_acq_rel) - bytes;
-    if (now > f->low || !atomic_load_explicit(&f->paused, memory_order_acquire))
+    size_t now = atomic_fetch_sub(&f->held, bytes) - bytes;
+    if (now > f->low || !atomic_load(&f->paused))
         return;
+    nsys_ref_t owner = atomic_load(&f->owner);
+    if (owner == NSYS_REF_NONE || f->rt == NULL)
+        return; /* nobody to tell: the flag stays for the connection to see */
     int expected = 1;
     if (!atomic_compare_exchange_strong(&f->paused, &expected, 0))
         return;
-    nsys_ref_t owner = atomic_load_explicit(&f->owner, memory_order_acquire);
-    if (owner != NSYS_REF_NONE && f->rt != NULL)
-        nsys_send(f->rt, owner, NSYS_MSG_NET_RESUME, NULL, 0);
+    if (nsys_send(f->rt, owner, NSYS_MSG_NET_RESUME, NULL, 0) != 0)
+        atomic_store(&f->paused, 1); /* undelivered: leave it to the next release */
 }
 
 static void flow_on_free(void *arg, size_t cap)
@@ -221,8 +224,7 @@ static void rbuf_drop(nsys_conn_t *c)
     c->rbuf = NULL;
     if (nsys_buf_refcount(b) == 1 && pthread_getspecific(spare_key) == NULL) {
         nsys_buf_track(b, NULL, NULL);
-        flow_release(c->flow, nsys_buf_cap(b));
-        flow_unref(c->flow);
+        flow_on_free(c->flow, nsys_buf_cap(b)); /* what freeing it would have said */
         pthread_setspecific(spare_key, b);
         return;
     }
@@ -238,8 +240,11 @@ static void update_reading(nsys_conn_t *c)
 {
     bool want = c->state == ST_OPEN && c->pause == 0;
     if (want && !c->reading) {
-        if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) == 0)
+        int rc = uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+        if (rc == 0)
             c->reading = 1;
+        else /* a connection that cannot read is no connection */
+            nsys_conn_fail(c, rc, "cannot read: %s", uv_strerror(rc));
     } else if (!want && c->reading) {
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = 0;
@@ -262,11 +267,10 @@ static void set_pause(nsys_conn_t *c, unsigned bit, bool on)
 static void check_read_budget(nsys_conn_t *c)
 {
     flow_t *f = c->flow;
-    if ((c->pause & PAUSE_READ) ||
-        atomic_load_explicit(&f->held, memory_order_acquire) <= c->o.read_high)
+    if ((c->pause & PAUSE_READ) || atomic_load(&f->held) <= c->o.read_high)
         return;
-    atomic_store_explicit(&f->paused, 1, memory_order_release);
-    if (atomic_load_explicit(&f->held, memory_order_acquire) <= f->low) {
+    atomic_store(&f->paused, 1); /* seq_cst: see flow_release */
+    if (atomic_load(&f->held) <= f->low) {
         int expected = 1;
         if (atomic_compare_exchange_strong(&f->paused, &expected, 0))
             return; /* released meanwhile, and nobody will send a resume */
@@ -290,8 +294,7 @@ static void destroy(nsys_conn_t *c)
     free(c->wbufs);
     free(c->wiov);
     nsys_buf_unref(c->arena);
-    if (c->rbuf != NULL)
-        rbuf_drop(c);
+    rbuf_drop(c);
     nsys__codec_free(c->top);
     for (nsys_layer_t *l = c->bottom; l != NULL && l != c->top;) {
         nsys_layer_t *up = l->above;
@@ -455,6 +458,8 @@ static void idle_cb(uv_timer_t *t)
 {
     nsys_conn_t *c = t->data;
     uint64_t now = uv_now(t->loop);
+    if (c->pause & (PAUSE_READ | PAUSE_USER))
+        c->last_active = now; /* we stopped reading, not the peer: not idle */
     uint64_t quiet = now - c->last_active;
     if (quiet < c->o.idle_timeout_ms) {
         uv_timer_start(t, idle_cb, c->o.idle_timeout_ms - quiet, 0);
@@ -501,6 +506,8 @@ static int wq_push(nsys_conn_t *c, nsys_buf_t *buf, const uint8_t *data, size_t 
 {
     if (len == 0)
         return 0;
+    if (wq_reserve(c) != 0) /* first: nothing is counted for bytes not queued */
+        return NSYS_ENOMEM;
     if (buf == NULL && len <= COPY_MAX) {
         size_t used = nsys_buf_len(c->arena);
         if (c->arena == NULL || nsys_buf_cap(c->arena) - used < len) {
@@ -517,14 +524,11 @@ static int wq_push(nsys_conn_t *c, nsys_buf_t *buf, const uint8_t *data, size_t 
         c->wq_bytes += len;
         c->queued_total += len;
         /* Adjacent copies (a header and a short payload) share an iovec. */
-        uint32_t last = c->tail - 1;
-        if (c->tail > c->head + c->writing && c->wbufs[last] == c->arena &&
-            (uint8_t *)c->wiov[last].base + c->wiov[last].len == at) {
-            c->wiov[last].len += len;
+        if (c->tail > c->head + c->writing && c->wbufs[c->tail - 1] == c->arena &&
+            (uint8_t *)c->wiov[c->tail - 1].base + c->wiov[c->tail - 1].len == at) {
+            c->wiov[c->tail - 1].len += len;
             return 0;
         }
-        if (wq_reserve(c) != 0)
-            return NSYS_ENOMEM;
         c->wbufs[c->tail] = nsys_buf_ref(c->arena);
         c->wiov[c->tail] = uv_buf_init((char *)at, (unsigned)len);
         c->tail++;
@@ -534,10 +538,6 @@ static int wq_push(nsys_conn_t *c, nsys_buf_t *buf, const uint8_t *data, size_t 
             if (nsys_buf_from(data, len, &own) != 0)
                 return NSYS_ENOMEM;
             data = nsys_buf_data(own);
-        }
-        if (wq_reserve(c) != 0) {
-            nsys_buf_unref(own);
-            return NSYS_ENOMEM;
         }
         c->wbufs[c->tail] = own != NULL ? own : nsys_buf_ref(buf);
         c->wiov[c->tail] = uv_buf_init((char *)data, (unsigned)len);
@@ -571,10 +571,8 @@ static void after_write(nsys_conn_t *c)
 {
     if (c->head == c->tail) {
         c->head = c->tail = 0;
-        if (c->arena != NULL && nsys_buf_refcount(c->arena) == 1) {
-            nsys_buf_unref(c->arena); /* an idle connection keeps no arena */
-            c->arena = NULL;
-        }
+        nsys_buf_unref(c->arena); /* an idle connection keeps no arena */
+        c->arena = NULL;
     }
     if ((c->pause & PAUSE_WRITE) && c->wq_bytes <= c->o.write_low) {
         set_pause(c, PAUSE_WRITE, false);
@@ -589,12 +587,12 @@ static void write_cb(uv_write_t *req, int status)
     nsys_conn_t *c = req->data;
     uint32_t n = c->writing;
     c->writing = 0;
-    free(req); /* a connection that writes faster than its peer reads gets another */
-    c->wreq = NULL;
+    free(req);
     if (status == UV_ECANCELED || c->state == ST_ENDED)
         return; /* closing: destroy releases the queue */
     void *ud;
-    bool in = enter(c, &ud);
+    if (!enter(c, &ud))
+        return; /* the owner is going and frees us; no events for it */
     if (status < 0) {
         nsys_conn_fail(c, status, "write failed: %s", uv_strerror(status));
     } else {
@@ -606,8 +604,7 @@ static void write_cb(uv_write_t *req, int status)
         after_write(c);
         nsys_conn_flush(c);
     }
-    if (in)
-        leave(c, ud);
+    leave(c, ud);
 }
 
 void nsys_conn_flush(nsys_conn_t *c)
@@ -629,13 +626,16 @@ void nsys_conn_flush(nsys_conn_t *c)
         n = c->tail - c->head;
         if (n > WRITE_BATCH)
             n = WRITE_BATCH;
-        if (c->wreq == NULL && (c->wreq = malloc(sizeof *c->wreq)) == NULL) {
+        /* Only a write the socket could not take at once needs a request. */
+        uv_write_t *req = malloc(sizeof *req);
+        if (req == NULL) {
             nsys_conn_fail(c, NSYS_ENOMEM, "out of memory for a write");
             return;
         }
-        c->wreq->data = c;
-        r = uv_write(c->wreq, (uv_stream_t *)&c->tcp, &c->wiov[c->head], n, write_cb);
+        req->data = c;
+        r = uv_write(req, (uv_stream_t *)&c->tcp, &c->wiov[c->head], n, write_cb);
         if (r != 0) {
+            free(req);
             nsys_conn_fail(c, r, "write failed: %s", uv_strerror(r));
             return;
         }
@@ -649,7 +649,7 @@ void nsys_conn_flush(nsys_conn_t *c)
 
 static int deliver(nsys_conn_t *c, nsys_buf_t *buf, const uint8_t *data, size_t len)
 {
-    if (c->state != ST_OPEN || c->freed)
+    if (c->state != ST_OPEN)
         return NSYS_ECANCELED; /* closing: what is left unread is dropped */
     nsys_buf_t *m = NULL;
     /* The read buffer itself is never handed out: the next read appends to
@@ -853,26 +853,30 @@ void nsys_conn_set_owner(nsys_conn_t *c, nsys_runtime_t *rt, nsys_ref_t owner)
 
 /* ---- sending and queries ------------------------------------------------------------------------ */
 
+/* Both sends: refused once the connection is closing. */
+static int send_open(nsys_conn_t *c)
+{
+    if (c->state == ST_OPEN)
+        return 0;
+    nsys__net_set_error("%s: the connection is closing", c->peer);
+    return NSYS_ECANCELED;
+}
+
 int nsys_conn_send(nsys_conn_t *c, const void *data, size_t len)
 {
     if (c == NULL || (data == NULL && len > 0))
         return NSYS_EINVAL;
-    if (c->state != ST_OPEN) {
-        nsys__net_set_error("%s: the connection is closing", c->peer);
-        return NSYS_ECANCELED;
-    }
-    return c->top->vt->send(c->top, NULL, data, len);
+    int rc = send_open(c);
+    return rc != 0 ? rc : c->top->vt->send(c->top, NULL, data, len);
 }
 
 int nsys_conn_send_buf(nsys_conn_t *c, nsys_buf_t *msg)
 {
     if (c == NULL || msg == NULL)
         return NSYS_EINVAL;
-    if (c->state != ST_OPEN) {
-        nsys__net_set_error("%s: the connection is closing", c->peer);
-        return NSYS_ECANCELED;
-    }
-    int rc = c->top->vt->send(c->top, msg, nsys_buf_data(msg), nsys_buf_len(msg));
+    int rc = send_open(c);
+    if (rc == 0)
+        rc = c->top->vt->send(c->top, msg, nsys_buf_data(msg), nsys_buf_len(msg));
     if (rc == 0)
         nsys_buf_unref(msg); /* the queue took its own references */
     return rc;

@@ -34,7 +34,8 @@ struct nsys_dial {
     uint8_t over; /* finished or cancelled: no callback any more */
     char host[256];
     char where[224]; /* "host:port" for messages (host cut at 200) */
-    char last_text[400];
+    char at[320];        /* the attempt in progress: "host:port (address)" */
+    char last_text[400]; /* what the last failure was */
 };
 
 static void maybe_free(nsys_dial_t *d)
@@ -72,8 +73,7 @@ static void drop_attempt(nsys_dial_t *d)
 static void finish(nsys_dial_t *d, int status, int fd, const char *text)
 {
     d->over = 1;
-    uv_timer_stop(&d->timer);
-    uv_close((uv_handle_t *)&d->timer, timer_closed);
+    uv_close((uv_handle_t *)&d->timer, timer_closed); /* stops it too */
     nsys_dial_cb cb = d->cb;
     void *ud = d->ud;
     cb(ud, status, fd, text);
@@ -98,13 +98,11 @@ static const char *explain(int err)
 
 static void try_next(nsys_dial_t *d);
 
-/* "host:port", plus the address tried when the host was a name. */
-static void label(const nsys_dial_t *d, const char *addr, char *out, size_t outlen)
+/* Records why the attempt at d->at failed. */
+static void attempt_failed(nsys_dial_t *d, int err)
 {
-    if (strcmp(addr, d->where) == 0)
-        snprintf(out, outlen, "%s", d->where);
-    else
-        snprintf(out, outlen, "%s (%.64s)", d->where, addr);
+    d->last_err = err;
+    snprintf(d->last_text, sizeof d->last_text, "%.300s: %s", d->at, explain(err));
 }
 
 static void poll_cb(uv_poll_t *p, int status, int events)
@@ -136,7 +134,7 @@ static void poll_cb(uv_poll_t *p, int status, int events)
         return;
     }
     drop_attempt(d);
-    d->last_err = err;
+    attempt_failed(d, err);
     try_next(d);
 }
 
@@ -145,46 +143,43 @@ static void try_next(nsys_dial_t *d)
     while (d->next != NULL) {
         struct addrinfo *ai = d->next;
         d->next = ai->ai_next;
+        /* "host:port", plus the address tried when the host was a name */
         char addr[64];
         nsys__net_format_addr(ai->ai_addr, addr, sizeof addr);
+        if (strcmp(addr, d->where) == 0)
+            snprintf(d->at, sizeof d->at, "%s", d->where);
+        else
+            snprintf(d->at, sizeof d->at, "%s (%.64s)", d->where, addr);
         int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0) {
-            d->last_err = -errno;
-            char at[320];
-            label(d, addr, at, sizeof at);
-            snprintf(d->last_text, sizeof d->last_text, "%s: %s", at, explain(d->last_err));
+            attempt_failed(d, -errno);
             continue;
         }
         if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
-            d->last_err = -errno;
-            char at[320];
-            label(d, addr, at, sizeof at);
-            snprintf(d->last_text, sizeof d->last_text, "%s: %s", at, explain(d->last_err));
+            attempt_failed(d, -errno);
             close(fd);
             continue;
         }
+        int rc = NSYS_ENOMEM;
         d->poll = malloc(sizeof *d->poll);
-        if (d->poll == NULL || uv_poll_init(d->loop, d->poll, fd) != 0) {
+        if (d->poll == NULL || (rc = uv_poll_init(d->loop, d->poll, fd)) != 0) {
             free(d->poll);
             d->poll = NULL;
             close(fd);
-            d->last_err = NSYS_ENOMEM;
+            attempt_failed(d, rc);
             continue;
         }
         d->poll->data = d;
         d->fd = fd;
-        label(d, addr, d->last_text, sizeof d->last_text);
-        uv_poll_start(d->poll, UV_WRITABLE, poll_cb);
+        rc = uv_poll_start(d->poll, UV_WRITABLE, poll_cb);
+        if (rc != 0) {
+            drop_attempt(d);
+            attempt_failed(d, rc);
+            continue;
+        }
         return;
     }
-    /* Every address failed. A poll error leaves only the address in the
-     * text; add what happened. */
-    char text[800];
-    if (strstr(d->last_text, ": ") == NULL)
-        snprintf(text, sizeof text, "%s: %s", d->last_text, explain(d->last_err));
-    else
-        snprintf(text, sizeof text, "%s", d->last_text);
-    finish(d, d->last_err != 0 ? d->last_err : UV_EADDRNOTAVAIL, -1, text);
+    finish(d, d->last_err != 0 ? d->last_err : UV_EADDRNOTAVAIL, -1, d->last_text);
 }
 
 static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
@@ -219,7 +214,7 @@ static void timer_cb(uv_timer_t *t)
         snprintf(text, sizeof text, "%s: timed out after %llu ms resolving %s", d->where,
                  (unsigned long long)d->timeout_ms, d->host);
     } else {
-        snprintf(text, sizeof text, "%s: connect timed out after %llu ms", d->last_text,
+        snprintf(text, sizeof text, "%s: connect timed out after %llu ms", d->at,
                  (unsigned long long)d->timeout_ms);
     }
     drop_attempt(d);
@@ -271,6 +266,5 @@ void nsys_dial_cancel(nsys_dial_t *d)
     if (d->resolving)
         uv_cancel((uv_req_t *)&d->gai);
     drop_attempt(d);
-    uv_timer_stop(&d->timer);
     uv_close((uv_handle_t *)&d->timer, timer_closed);
 }

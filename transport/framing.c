@@ -1,8 +1,8 @@
 /* transport/framing.c — the `length` codec (include/netsys/framing.h): the
  * 4-byte big-endian length prefix, the decoder's state machine (header bytes,
  * then payload bytes, then deliver), the limit check that comes before any
- * allocation, and the header encoder. Not for: sockets, loops or actors (the
- * TCP session layer drives it), nor the `raw` and `ws` codecs. */
+ * allocation, and the header encoder. Not for: sockets, loops or actors
+ * (transport/codec.c drives it for connections), nor other codecs. */
 #include <netsys/framing.h>
 
 #include <inttypes.h>

@@ -63,7 +63,8 @@ bool nsys_buf_is_root(const nsys_buf_t *buf);
 /* True when [data, data+len) lies inside buf's used bytes. */
 bool nsys_buf_within(const nsys_buf_t *buf, const void *data, size_t len);
 
-/* Current reference count (for tests and diagnostics). */
+/* Current reference count. A holder that reads 1 is the only one left and
+ * may reuse the bytes (the load synchronises with the others' releases). */
 size_t nsys_buf_refcount(const nsys_buf_t *buf);
 
 #ifdef __cplusplus

@@ -6,7 +6,7 @@
  * encoder that makes the header of a frame to send. It is pure: no I/O, no
  * loop, no threads, no actors. Not for: reading or writing sockets (the TCP
  * session layer feeds the decoder from its read callback and writes what the
- * encoder gives it), nor for the `raw` or `ws` codecs.
+ * encoder gives it), nor for other codecs.
  *
  * Limits are enforced before allocating. A header that claims more than the
  * maximum is refused as soon as its 4 bytes are known, before any payload

@@ -283,10 +283,12 @@ void *nsys_msg_take_ptr(nsys_msg_t *msg);
 int nsys_call(nsys_runtime_t *rt, nsys_ref_t to, uint32_t type, const void *data, size_t size,
               uint64_t timeout_ms, uint32_t *reply_type, void **reply, size_t *reply_size);
 
-/* nsys_call for the common query shape: a request of `type` without payload
- * answered with exactly `size` bytes of the same type, copied to `out`.
- * NSYS_EINVAL if the reply has another type or size. */
-int nsys_call_reply(nsys_runtime_t *rt, nsys_ref_t to, uint32_t type, void *out, size_t size);
+/* nsys_call for the common query shape: a request of `type` (with a copy of
+ * req/req_size, which may be NULL/0) answered with exactly `size` bytes of
+ * the same type, copied to `out`. NSYS_EINVAL if the reply has another type
+ * or size. */
+int nsys_call_reply(nsys_runtime_t *rt, nsys_ref_t to, uint32_t type, const void *req,
+                    size_t req_size, void *out, size_t size);
 
 /* The same with a moved pointer as the request (as nsys_send_ptr). `ptr` is
  * always consumed: delivered, or released with free_fn (required) on any

@@ -52,7 +52,7 @@ typedef enum nsys_codec {
 /* Defaults (0 in a field means its default). */
 #define NSYS_TRANSPORT_WRITE_HIGH_DEFAULT (1024u * 1024u)    /* 1 MiB queued to the peer */
 #define NSYS_TRANSPORT_READ_HIGH_DEFAULT (4u * 1024u * 1024u) /* 4 MiB held by the receiver */
-#define NSYS_TRANSPORT_READ_CHUNK 65536u                       /* bytes asked of one read */
+#define NSYS_TRANSPORT_READ_CHUNK 65536u                       /* size of a read buffer */
 
 typedef struct nsys_transport_opts {
     nsys_codec_t codec;
@@ -113,9 +113,10 @@ typedef struct nsys_conn_events {
     /* The write queue drained below write_low after having passed
      * write_high (may be NULL). */
     void (*on_drain)(void *ud, nsys_conn_t *c);
-    /* Reading paused or resumed for receiver-side back-pressure and the
-     * receiver's budget came back: the owner need not do anything (may be
-     * NULL; for tests and metrics). */
+    /* Reading paused (true) or resumed (false) for receiver-side
+     * back-pressure; informational, the owner need not act (may be NULL).
+     * Unlike the events above, on_drain and on_flow may be called from
+     * inside the owner's own nsys_conn_* calls. */
     void (*on_flow)(void *ud, nsys_conn_t *c, bool paused);
 } nsys_conn_events_t;
 
@@ -133,7 +134,9 @@ int nsys_conn_open_fd(uv_loop_t *loop, int fd, const nsys_transport_opts_t *opts
  * callback); a send on an idle connection is not delayed past that.
  * Returns NSYS_EMSGSIZE (nsys_net_last_error() has the text
  * "payload exceeds maximum (N > LIMIT)") when the message is over
- * max_payload, NSYS_ECANCELED once the connection is closing or closed. */
+ * max_payload, NSYS_ECANCELED once the connection is closing or closed,
+ * NSYS_ENOMEM when the message cannot be queued (with the length codec the
+ * connection then ends: half a frame may be queued). */
 int nsys_conn_send(nsys_conn_t *c, const void *data, size_t len);
 /* The same without copying: moves one reference of `msg` on success. */
 int nsys_conn_send_buf(nsys_conn_t *c, nsys_buf_t *msg);
@@ -143,8 +146,8 @@ void nsys_conn_flush(nsys_conn_t *c);
 /* Graceful close: stop reading, write what is queued, send FIN, then
  * on_close(NSYS_CONN_END_LOCAL). */
 void nsys_conn_close(nsys_conn_t *c);
-/* Immediate close (RST when data is pending): on_close(NSYS_CONN_END_ERROR,
- * code) is delivered from the loop, not from inside this call. */
+/* Immediate close, with a reset (RST): on_close(NSYS_CONN_END_ERROR, code) is
+ * delivered from the loop, not from inside this call. */
 void nsys_conn_abort(nsys_conn_t *c, int code, const char *why);
 /* Detaches the owner and closes the handle; frees the memory when libuv is
  * done. No event after this. NULL is ignored. */
@@ -165,7 +168,8 @@ uint64_t nsys_conn_bytes_sent(const nsys_conn_t *c);
 uint64_t nsys_conn_bytes_queued_total(const nsys_conn_t *c);
 /* Bytes read from the peer that receivers still hold. */
 size_t nsys_conn_read_held(const nsys_conn_t *c);
-/* True while reading is paused by either watermark. */
+/* True while reading is paused for any reason (a watermark, the owner's
+ * nsys_conn_pause_read, an owner going away). */
 bool nsys_conn_read_paused(const nsys_conn_t *c);
 /* "127.0.0.1:5312" or "[::1]:5312". */
 const char *nsys_conn_peer(const nsys_conn_t *c);
@@ -173,7 +177,9 @@ const char *nsys_conn_peer(const nsys_conn_t *c);
  * connection's messages release them on their own schedulers. When reading
  * paused for that reason and enough was released, the connection sends
  * NSYS_MSG_NET_RESUME (no payload) to `owner`, whose handler then calls
- * nsys_conn_resume_check(). The session and client actors do both. */
+ * nsys_conn_resume_check(). The session and client actors do both. A
+ * connection without an owner never resumes once receivers held read_high
+ * bytes: give it one, or a read_high it cannot reach. */
 #define NSYS_MSG_NET_RESUME 419u
 void nsys_conn_set_owner(nsys_conn_t *c, nsys_runtime_t *rt, nsys_ref_t owner);
 void nsys_conn_resume_check(nsys_conn_t *c);

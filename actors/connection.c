@@ -428,12 +428,16 @@ static int client_init(nsys_ctx_t *ctx, void *state, void *args)
         c->o.heartbeat_timeout_ms = c->o.heartbeat_ms;
     nsys_backoff_opts_t defaults = nsys_backoff_grpc_defaults();
     int rc = nsys_backoff_init(&c->bo, &o->backoff, &defaults);
+    const char *bad = rc != 0 ? "invalid backoff options" : NULL;
+    if (c->o.heartbeat_ms > 0 && c->o.transport.codec != NSYS_CODEC_LENGTH) {
+        rc = NSYS_EINVAL; /* a raw stream has no empty message to ping with */
+        bad = "the heartbeat needs the length codec";
+    }
     if (rc != 0) {
+        NSYS_LOG(NSYS_LOG_ERROR, "client %s: %s", c->name, bad);
         free(c->name);
         free(c->host);
         free(c->stop_on);
-        NSYS_LOG(NSYS_LOG_ERROR, "client %s: invalid backoff options",
-                 o->name != NULL ? o->name : "client");
         return rc;
     }
     nsys_set_turn_hook(ctx, flush_hook);
@@ -495,6 +499,9 @@ static int client_handle(nsys_ctx_t *ctx, void *state, nsys_msg_t *msg)
     case NSYS_MSG_NET_RESUME:
         nsys_conn_resume_check(c->conn);
         return 0;
+    case NSYS_MSG_NET_ABORT: /* as for a session: end now */
+        nsys_exit(ctx, NSYS_ECANCELED);
+        return 0;
     case NSYS_MSG_NET_CLOSE:
         c->stopping = 1;
         if (c->conn != NULL)
@@ -503,6 +510,9 @@ static int client_handle(nsys_ctx_t *ctx, void *state, nsys_msg_t *msg)
             nsys_exit(ctx, NSYS_REASON_NORMAL);
         return 0;
     case NSYS_MSG_CLIENT_SUBSCRIBE:
+        for (size_t i = 0; i < c->nsubs; i++)
+            if (c->subs[i] == msg->from)
+                return 0; /* once is enough */
         if (msg->from != NSYS_REF_NONE) {
             if (c->nsubs == c->capsubs) {
                 size_t cap = c->capsubs ? c->capsubs * 2 : 4;

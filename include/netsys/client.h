@@ -18,8 +18,22 @@
  * vanishes. A message that was queued on a connection that then died before
  * the kernel took all of it is sent again on the next connection.
  *
+ * (Sends still in the mailbox when the actor exits are dropped with it, as
+ * any message to a dead actor is: they were never counted as sent.)
+ *
+ * max_attempts counts consecutive failed connection attempts; losing a link
+ * that was up is not an attempt (the dials after it are).
+ *
+ * Heartbeat (length codec only; init fails with NSYS_EINVAL otherwise):
+ * after heartbeat_ms without a message from the server the client sends a
+ * zero-length frame; with no message back within heartbeat_timeout_ms the
+ * link is declared dead and the client reconnects. The server must answer an
+ * empty frame (netsys's echo handler does); with the heartbeat on, empty
+ * frames from the server are taken as pongs, not delivered.
+ *
  * Sending: nsys_net_send(rt, client, data, len) (or nsys_net_send_buf), the
- * same calls as for a server session. Messages from the server reach the
+ * same calls as for a server session; nsys_net_close stops the client after
+ * flushing, nsys_net_abort at once (exit reason NSYS_ECANCELED). Messages from the server reach the
  * owner as NSYS_MSG_NET_MESSAGE (a buffer; msg->from is the client), or the
  * on_message callback.
  */
@@ -51,9 +65,10 @@ typedef enum nsys_client_state {
 } nsys_client_state_t;
 
 typedef enum nsys_client_event_kind {
-    NSYS_CLIENT_EV_CONNECTED = 1,    /* peer: the address; attempt: attempts it took */
+    NSYS_CLIENT_EV_CONNECTED = 1,    /* peer: the address; attempt: attempts it took (>= 1) */
     NSYS_CLIENT_EV_DISCONNECTED = 2, /* code/message: why the link went */
-    NSYS_CLIENT_EV_RETRYING = 3,     /* attempt n failed (code/message); next in delay_ms */
+    NSYS_CLIENT_EV_RETRYING = 3,     /* code/message: what failed; attempt: consecutive failed
+                                        attempts (0 after a lost link); next in delay_ms */
     NSYS_CLIENT_EV_GAVE_UP = 4,      /* the actor exits with code */
     NSYS_CLIENT_EV_SEND_FAILED = 5   /* message number msg_id failed: code/message */
 } nsys_client_event_kind_t;
@@ -78,14 +93,16 @@ typedef struct nsys_client_stats {
     uint64_t connects;   /* connections established */
     uint64_t reconnects; /* connections established after the first */
     uint64_t failures;   /* failed attempts and lost links */
-    uint32_t attempt;    /* consecutive failures now */
+    uint32_t attempt;    /* consecutive failed attempts now */
     uint64_t backoff_ms; /* the current (last) delay */
     size_t outbox_messages, outbox_bytes;
 } nsys_client_stats_t;
 
 typedef enum nsys_outbox_policy {
     NSYS_OUTBOX_REJECT = 0,     /* a message that does not fit fails (reported) */
-    NSYS_OUTBOX_DROP_OLDEST = 1 /* the oldest waiting message fails to make room (reported) */
+    NSYS_OUTBOX_DROP_OLDEST = 1 /* the oldest message not yet handed to a connection fails to
+                                   make room (reported); while the link is up everything is
+                                   handed over at once, so this acts like REJECT then */
 } nsys_outbox_policy_t;
 
 #define NSYS_CLIENT_OUTBOX_MESSAGES_DEFAULT 1024u
@@ -104,7 +121,7 @@ typedef struct nsys_client_opts {
     size_t outbox_max_messages;  /* 0: 1024 */
     size_t outbox_max_bytes;     /* 0: 4 MiB */
     nsys_outbox_policy_t overflow;
-    uint64_t heartbeat_ms;       /* 0: off; see "Heartbeat" in docs/ARCHITECTURE.md */
+    uint64_t heartbeat_ms;       /* 0: off; see "Heartbeat" above */
     uint64_t heartbeat_timeout_ms; /* 0: heartbeat_ms */
     nsys_ref_t owner;            /* events and NSYS_MSG_NET_MESSAGE; may be NONE with callbacks */
 

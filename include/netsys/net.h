@@ -4,8 +4,9 @@
  * A listener actor binds a TCP address, accepts connections and spawns one
  * session actor per connection, spread over the schedulers. It links to and
  * monitors every session; its session table is its own state, and an entry
- * leaves exactly when that session's DOWN arrives, so no session outlives its
- * listener and none is forgotten. Accept errors (EMFILE, ENFILE, ENOBUFS)
+ * leaves exactly when that session's DOWN arrives, so none is forgotten,
+ * and when the listener goes every session is shut down with it (a session
+ * may finish its terminate a moment after the listener's). Accept errors (EMFILE, ENFILE, ENOBUFS)
  * never kill it: it pauses accepting with a backoff, logs once per episode
  * (naming `ulimit -n` as the fix for descriptor exhaustion) and resumes.
  *
@@ -104,7 +105,8 @@ typedef struct nsys_session_handler {
 /* Inside handler callbacks. Sends are queued and written together at the
  * end of the callback's turn (one writev). NSYS_EMSGSIZE when over
  * max_payload (nsys_net_last_error() has "payload exceeds maximum (N > M)"),
- * NSYS_ECANCELED once the session is closing. */
+ * NSYS_ECANCELED once the session is closing; from on_close (the connection
+ * is gone by then) nothing can be sent. */
 int nsys_session_send(nsys_session_t *s, const void *data, size_t len);
 int nsys_session_send_buf(nsys_session_t *s, nsys_buf_t *msg); /* moves one ref on success */
 void nsys_session_close(nsys_session_t *s);           /* graceful */
@@ -178,7 +180,8 @@ typedef struct nsys_listener_info {
     uint32_t sessions;       /* the session table's size now */
     uint64_t accepted;       /* sessions started */
     uint64_t refused;        /* closed at once over max_sessions */
-    uint64_t accept_errors;  /* EMFILE, ENFILE, ... (each failed accept) */
+    uint64_t accept_errors;  /* failed accepts (EMFILE, ENFILE, ...) and sessions that could
+                                not be started (no memory, actor table full) */
     uint64_t accept_pauses;  /* episodes: from the first error to the next accept */
     bool accepting;          /* false while paused */
 } nsys_listener_info_t;
@@ -191,7 +194,9 @@ extern const nsys_behaviour_t nsys_listener_behaviour;
 
 /* Binds on the calling thread (so the error and the port are known before
  * it returns), then spawns the listener actor that serves the socket.
- * Callable from any thread, actors included. On failure nothing was
+ * Callable from any thread, actors included (a host name is resolved with
+ * a blocking getaddrinfo: give actors an address literal or "localhost",
+ * which /etc/hosts answers). On failure nothing was
  * spawned and nsys_net_last_error() says what and how to fix it:
  *   "127.0.0.1:8080: address already in use: another process (or another
  *    listener) holds it; stop it, pick another port, or set reuseport"
@@ -203,7 +208,8 @@ int nsys_listener_start(nsys_runtime_t *rt, const nsys_listener_opts_t *opts, ns
 int nsys_listener_info(nsys_runtime_t *rt, nsys_ref_t listener, nsys_listener_info_t *info);
 
 /* Stops a listener: it stops accepting, shuts every session down and exits
- * with NSYS_REASON_SHUTDOWN. Asynchronous; monitor it to know when. */
+ * with NSYS_REASON_SHUTDOWN. Asynchronous; monitor it to know when. Works
+ * from anywhere, the listener's own sessions included. */
 int nsys_listener_stop(nsys_runtime_t *rt, nsys_ref_t listener);
 
 /* ------------------------------------------------------------------------ */
@@ -214,7 +220,8 @@ int nsys_listener_stop(nsys_runtime_t *rt, nsys_ref_t listener);
  * those of different sessions may run at the same time. Inside them,
  * nsys_net_send(rt, session, ...) writes directly. */
 typedef struct nsys_tcp_server_opts {
-    nsys_listener_opts_t listen; /* handler and owner are ignored */
+    nsys_listener_opts_t listen; /* handler, handler_arg and its retain/release, and
+                                    owner are the facade's own: set values are ignored */
     void (*on_connect)(nsys_runtime_t *rt, nsys_ref_t session, const char *peer, void *ud);
     void (*on_message)(nsys_runtime_t *rt, nsys_ref_t session, const uint8_t *data, size_t len,
                        void *ud);

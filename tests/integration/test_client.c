@@ -383,3 +383,43 @@ Test(client, owner_mode_gets_events_and_messages_as_actor_messages, .timeout = T
     finish();
     t_probe_destroy(&probe);
 }
+
+Test(client, a_heartbeat_without_the_length_codec_is_refused_at_start, .timeout = TO)
+{
+    new_runtime();
+    uint16_t port;
+    nsys_ref_t l = echo_server(0, &port);
+    nsys_client_opts_t o = client_opts(port);
+    o.transport.codec = NSYS_CODEC_RAW;
+    o.heartbeat_ms = 100;
+    nsys_ref_t c;
+    cr_assert_eq(nsys_tcp_client_start(rt, &o, &c), 0);
+    T_ASSERT_EVENTUALLY(!nsys_is_alive(rt, c), "a raw client with a heartbeat started");
+    nsys_metrics_t m;
+    cr_assert_eq(nsys_metrics_get(rt, &m), 0);
+    cr_assert_eq(m.actors_failed, 1, "its init must fail");
+    cr_assert_eq(atomic_load(&seen.connected), 0);
+    nsys_listener_info_t li;
+    cr_assert_eq(nsys_listener_info(rt, l, &li), 0);
+    cr_assert_eq(li.accepted, 0, "it never dialled");
+    finish();
+}
+
+Test(client, max_attempts_counts_failed_dials_not_a_lost_link, .timeout = TO)
+{
+    new_runtime();
+    uint16_t port;
+    nsys_ref_t l = echo_server(0, &port);
+    nsys_client_opts_t o = client_opts(port);
+    o.max_attempts = 2;
+    nsys_ref_t c;
+    cr_assert_eq(nsys_tcp_client_start(rt, &o, &c), 0);
+    T_ASSERT_EVENTUALLY(atomic_load(&seen.connected) == 1);
+    /* The link goes: that is not an attempt. Two refused dials are. */
+    stop_and_wait(l);
+    T_ASSERT_EVENTUALLY(atomic_load(&seen.gave_up) == 1);
+    cr_assert_eq(atomic_load(&seen.disconnected), 1);
+    cr_assert_eq(atomic_load(&seen.retrying), 2, "retries: one after the loss, one after dial 1");
+    cr_assert_eq(atomic_load(&seen.gave_up_code), UV_ECONNREFUSED);
+    finish();
+}

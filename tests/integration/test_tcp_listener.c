@@ -263,6 +263,30 @@ Test(tcp_listener, stop_shuts_every_session_down_and_the_listener_exits)
     finish();
 }
 
+/* A session that stops its own listener on its first message: the listener
+ * ignores exit signals from its sessions, so the stop must not be one. */
+static int stop_own_listener(nsys_session_t *s, void *state, nsys_buf_t *msg)
+{
+    (void)state, (void)msg;
+    return nsys_listener_stop(nsys_ctx_runtime(nsys_session_ctx(s)), nsys_session_listener(s));
+}
+static const nsys_session_handler_t stopper = {.name = "stopper", .on_message = stop_own_listener};
+
+Test(tcp_listener, a_session_can_stop_its_own_listener)
+{
+    new_runtime();
+    nsys_listener_opts_t o = t_listener_opts(&stopper);
+    nsys_listener_info_t info;
+    nsys_ref_t l = start(&o, &info);
+    int fd = connect_to("127.0.0.1", info.port);
+    cr_assert_eq(t_send_frame(fd, "stop", 4), 0);
+    T_ASSERT_EVENTUALLY(!nsys_is_alive(rt, l), "the listener ignored a stop from its session");
+    int rc = t_wait_closed(fd, T_WAIT_MS);
+    cr_assert(rc == 0 || rc == -ECONNRESET, "the session outlived its listener: %d", rc);
+    close(fd);
+    finish();
+}
+
 /* ---- addresses ------------------------------------------------------------------------ */
 
 Test(tcp_listener, binds_localhost)

@@ -352,17 +352,6 @@ static int pipe_push(pxs_t *p, int dir, nsys_buf_t *b, uint64_t now)
     return 0;
 }
 
-/* A reference of our own to a message's bytes, fixed in length. A message
- * may be the connection's read buffer itself, which later reads append to
- * (its length grows): a slice keeps exactly the bytes of this read. */
-static nsys_buf_t *hold(nsys_buf_t *msg)
-{
-    nsys_buf_t *b = NULL;
-    if (nsys_buf_slice(msg, 0, nsys_buf_len(msg), &b) != 0)
-        return NULL;
-    return b;
-}
-
 static uint64_t burst_bytes(uint64_t bandwidth)
 {
     uint64_t b = bandwidth / BURST_DIVISOR;
@@ -625,9 +614,7 @@ static int up_message(void *ud, nsys_conn_t *c, nsys_buf_t *msg)
         nsys_buf_unref(msg);
         return 0;
     }
-    nsys_buf_t *b = hold(msg);
-    nsys_buf_unref(msg);
-    return b != NULL ? pipe_push(p, DOWN, b, now_us()) : NSYS_ENOMEM;
+    return pipe_push(p, DOWN, msg, now_us()); /* on_message owns msg: moved */
 }
 
 static void up_close(void *ud, nsys_conn_t *c, nsys_conn_end_t end, int code, const char *text)
@@ -778,8 +765,9 @@ static int px_message(nsys_session_t *s, void *state, nsys_buf_t *msg)
         atomic_fetch_add_explicit(&p->core->bytes_dropped, nsys_buf_len(msg), memory_order_relaxed);
         return 0;
     }
-    nsys_buf_t *b = hold(msg);
-    int rc = b != NULL ? pipe_push(p, UP, b, now_us()) : NSYS_ENOMEM;
+    /* Lent for the call; a message's length never changes (the connection
+     * hands out slices), so a reference is enough to keep it. */
+    int rc = pipe_push(p, UP, nsys_buf_ref(msg), now_us());
     if (rc == 0)
         service(p);
     return rc;
@@ -794,7 +782,10 @@ static int px_info(nsys_session_t *s, void *state, nsys_msg_t *msg)
 }
 
 /* The client's side is over (or the session is stopped): the upstream gets
- * what was held for it at once, then a FIN — or a RST if the client reset. */
+ * what was held for it (up to reset_after_bytes) at once, then a FIN — or a
+ * RST if the client reset, or if the upstream socket could not take all of
+ * it now (the session is going, so it cannot wait: a reset says the stream
+ * is cut short where a FIN would say it is complete). */
 static void px_close(nsys_session_t *s, void *state, int reason, const char *text)
 {
     (void)s;
@@ -816,19 +807,33 @@ static void px_close(nsys_session_t *s, void *state, int reason, const char *tex
     if (p->up != NULL && !p->up_ended && !p->done && reason == UV_ECONNRESET) {
         nsys_conn_abort(p->up, reason, "its client reset the connection");
     } else if (p->up != NULL && !p->up_ended && !p->done && !p->fc.f.blackhole) {
+        uint64_t limit = p->fc.f.reset_after_bytes;
+        uint64_t queued = 0;
+        bool cut = false;
         while (q->head != NULL) {
             chunk_t *ch = q->head;
             q->head = ch->next;
             size_t n = nsys_buf_len(ch->buf);
-            if (nsys_conn_send_buf(p->up, ch->buf) == 0)
-                atomic_fetch_add_explicit(&c->bytes_up, n, memory_order_relaxed);
-            else
+            if (limit > 0 && p->forwarded + n > limit) { /* past the count: nothing more */
+                cut = true;
                 nsys_buf_unref(ch->buf);
+            } else if (nsys_conn_send_buf(p->up, ch->buf) == 0) {
+                p->forwarded += n;
+                queued += n;
+            } else {
+                cut = true;
+                nsys_buf_unref(ch->buf);
+            }
             free(ch);
         }
         q->tail = NULL;
         q->bytes = 0;
         nsys_conn_flush(p->up);
+        size_t pending = nsys_conn_write_queued(p->up);
+        atomic_fetch_add_explicit(&c->bytes_up, queued - (pending < queued ? pending : queued),
+                                  memory_order_relaxed);
+        if (pending > 0 || cut)
+            nsys_conn_abort(p->up, NSYS_ECANCELED, "its client closed before this was written");
     }
     pipe_drop(p, q, false);
     nsys_conn_free(p->up);

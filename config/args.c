@@ -295,3 +295,22 @@ char *nsys_config_path_index(const char *path, size_t i)
     nsys__text_printf(&t, "[%zu]", i);
     return text_take(&t);
 }
+
+int nsys__config_arg_host(const cJSON *obj, const char *path, const char *key, const char **out,
+                          nsys_config_diag_t *d)
+{
+    const char *host = NULL;
+    int rc = nsys_config_arg_string(obj, path, key, &host, d);
+    if (rc != 0)
+        return rc;
+    size_t n = strlen(host);
+    if (n == 0 || n > NSYS__CONFIG_HOST_MAX) {
+        char *at = nsys_config_path_key(path, key);
+        nsys_config_expected(d, at != NULL ? at : path, cJSON_GetObjectItemCaseSensitive(obj, key),
+                             "a host name or address of 1..%d characters", NSYS__CONFIG_HOST_MAX);
+        nsys_free(at);
+        return NSYS_EINVAL;
+    }
+    *out = host;
+    return 0;
+}

@@ -127,4 +127,11 @@ int nsys__config_kinds_snapshot(nsys_config_kind_t **kinds, size_t *n);
  * document on success). Returns 0, NSYS_ECONFIG (errors in d) or NSYS_ENOMEM. */
 int nsys__config_build(cJSON *doc, nsys_config_diag_t *d, nsys_config_t **out);
 
+/* The network kinds' host names: a string of 1..NSYS__CONFIG_HOST_MAX
+ * characters at `key` of `obj` (a DNS name is at most 253). Returns 0 and
+ * sets *out, or an error as the nsys_config_arg_* helpers do. */
+#define NSYS__CONFIG_HOST_MAX 255
+int nsys__config_arg_host(const cJSON *obj, const char *path, const char *key, const char **out,
+                          nsys_config_diag_t *d);
+
 #endif

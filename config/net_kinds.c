@@ -17,7 +17,6 @@
 /* ---- the args ------------------------------------------------------------------ */
 
 #define LISTENER_HOST_DEFAULT "127.0.0.1"
-#define LISTENER_HOST_MAX 255 /* a DNS name is at most 253 characters */
 #define LISTENER_ACCEPT_BACKOFF_DEFAULT_MS 1000u
 
 #define MS_HOUR UINT64_C(3600000)
@@ -161,19 +160,7 @@ static void read_listener_args(const cJSON *args, const char *path, nsys_config_
         return;
     nsys_config_check_keys(args, path, listener_keys, COUNT(listener_keys), d);
 
-    const char *host = NULL;
-    if (nsys_config_arg_string(args, path, "host", &host, d) == 0) {
-        size_t n = strlen(host);
-        if (n == 0 || n > LISTENER_HOST_MAX) {
-            char *at = nsys_config_path_key(path, "host");
-            nsys_config_expected(d, at != NULL ? at : path,
-                                 cJSON_GetObjectItemCaseSensitive(args, "host"),
-                                 "a host name or address of 1..%d characters", LISTENER_HOST_MAX);
-            nsys_free(at);
-        } else {
-            o->host = host;
-        }
-    }
+    nsys__config_arg_host(args, path, "host", &o->host, d);
 
     int64_t n = 0;
     if (nsys_config_require(args, path, "port", d) == 0 &&

@@ -13,9 +13,8 @@
 #include <string.h>
 
 #define HOST_DEFAULT "127.0.0.1"
-#define HOST_MAX 255
-#define MS_HOUR UINT64_C(3600000)
-#define SIZE_TIB (UINT64_C(1) << 40)
+#define MS_HOUR UINT64_C(3600000) /* connect_timeout's bound */
+#define SIZE_TIB (UINT64_C(1) << 40) /* reset_after's bound */
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 static const char *const proxy_keys[] = {"host",
@@ -38,28 +37,6 @@ typedef struct proxy_args {
     nsys_proxy_step_t *steps; /* malloc'd, o.schedule points here */
 } proxy_args_t;
 
-static char *key_path(const char *path, const char *key)
-{
-    return nsys_config_path_key(path, key);
-}
-
-static void read_host(const cJSON *obj, const char *path, const char *key, const char **out,
-                      nsys_config_diag_t *d)
-{
-    const char *host = NULL;
-    if (nsys_config_arg_string(obj, path, key, &host, d) != 0)
-        return;
-    size_t n = strlen(host);
-    if (n == 0 || n > HOST_MAX) {
-        char *at = key_path(path, key);
-        nsys_config_expected(d, at != NULL ? at : path, cJSON_GetObjectItemCaseSensitive(obj, key),
-                             "a host name or address of 1..%d characters", HOST_MAX);
-        nsys_free(at);
-        return;
-    }
-    *out = host;
-}
-
 /* A "faults" object at `path`. */
 static void read_faults(const cJSON *f, const char *path, nsys_config_diag_t *d,
                         nsys_proxy_faults_t *out)
@@ -67,11 +44,11 @@ static void read_faults(const cJSON *f, const char *path, nsys_config_diag_t *d,
     memset(out, 0, sizeof *out);
     nsys_config_check_keys(f, path, faults_keys, COUNT(faults_keys), d);
     uint64_t v = 0;
-    if (nsys_config_arg_duration(f, path, "latency", 0, MS_HOUR, &v, d) == 0)
+    if (nsys_config_arg_duration(f, path, "latency", 0, NSYS_PROXY_DELAY_MAX_MS, &v, d) == 0)
         out->latency_ms = (uint32_t)v;
-    if (nsys_config_arg_duration(f, path, "jitter", 0, MS_HOUR, &v, d) == 0)
+    if (nsys_config_arg_duration(f, path, "jitter", 0, NSYS_PROXY_DELAY_MAX_MS, &v, d) == 0)
         out->jitter_ms = (uint32_t)v;
-    if (nsys_config_arg_size(f, path, "bandwidth", 0, SIZE_TIB, &v, d) == 0)
+    if (nsys_config_arg_size(f, path, "bandwidth", 0, NSYS_PROXY_BANDWIDTH_MAX, &v, d) == 0)
         out->bandwidth = v;
     if (nsys_config_arg_duration(f, path, "reset_every", 0, NSYS_PROXY_PERIOD_MAX_MS, &v, d) == 0)
         out->reset_every_ms = v;
@@ -91,7 +68,7 @@ static void read_faults_key(const cJSON *obj, const char *path, nsys_config_diag
     memset(out, 0, sizeof *out);
     if (nsys_config_arg_object(obj, path, "faults", &f, d) != 0)
         return;
-    char *at = key_path(path, "faults");
+    char *at = nsys_config_path_key(path, "faults");
     read_faults(f, at != NULL ? at : path, d, out);
     nsys_free(at);
 }
@@ -103,7 +80,7 @@ static void read_schedule(const cJSON *args, const char *path, nsys_config_diag_
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(args, "schedule");
     if (arr == NULL)
         return;
-    char *at = key_path(path, "schedule");
+    char *at = nsys_config_path_key(path, "schedule");
     const char *where = at != NULL ? at : path;
     if (!cJSON_IsArray(arr)) {
         nsys_config_expected(d, where, arr, "an array of steps");
@@ -139,7 +116,7 @@ static void read_schedule(const cJSON *args, const char *path, nsys_config_diag_
         if (nsys_config_require(step, spath, "at", d) == 0 &&
             nsys_config_arg_duration(step, spath, "at", 0, NSYS_PROXY_PERIOD_MAX_MS, &ms, d) == 0) {
             if (ms < prev) {
-                char *ap = key_path(spath, "at");
+                char *ap = nsys_config_path_key(spath, "at");
                 nsys__text_t m;
                 nsys__text_init(&m);
                 nsys__text_puts(&m, "a duration not below the step before (");
@@ -174,12 +151,12 @@ static void read_proxy_args(const cJSON *args, const char *path, nsys_config_dia
         return;
     nsys_config_check_keys(args, path, proxy_keys, COUNT(proxy_keys), d);
 
-    read_host(args, path, "host", &pa->o.listen_host, d);
+    nsys__config_arg_host(args, path, "host", &pa->o.listen_host, d);
     int64_t n = 0;
     if (nsys_config_require(args, path, "port", d) == 0 &&
         nsys_config_arg_int(args, path, "port", 0, 65535, &n, d) == 0)
         pa->o.listen_port = (uint16_t)n;
-    read_host(args, path, "upstream_host", &pa->o.upstream_host, d);
+    nsys__config_arg_host(args, path, "upstream_host", &pa->o.upstream_host, d);
     if (nsys_config_require(args, path, "upstream_port", d) == 0 &&
         nsys_config_arg_int(args, path, "upstream_port", 1, 65535, &n, d) == 0)
         pa->o.upstream_port = (uint16_t)n;
@@ -194,7 +171,7 @@ static void read_proxy_args(const cJSON *args, const char *path, nsys_config_dia
     read_faults_key(args, path, d, &pa->o.faults);
     read_schedule(args, path, d, pa);
     if (nsys_config_arg_duration(args, path, "repeat", 1, NSYS_PROXY_PERIOD_MAX_MS, &v, d) == 0) {
-        char *at = key_path(path, "repeat");
+        char *at = nsys_config_path_key(path, "repeat");
         const cJSON *it = cJSON_GetObjectItemCaseSensitive(args, "repeat");
         if (pa->o.schedule_len == 0 && cJSON_GetObjectItemCaseSensitive(args, "schedule") == NULL) {
             nsys_config_error(d, at != NULL ? at : path, "repeats nothing: add a \"schedule\"");

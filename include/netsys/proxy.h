@@ -36,7 +36,9 @@
  * its delays) and then the client's connection is closed; when the upstream
  * resets, the client's connection is reset. When the client closes, what the
  * proxy holds for the upstream is written at once (the delays no longer
- * apply) and the upstream connection is closed; a client's reset resets it.
+ * apply, reset_after_bytes does) and the upstream connection is closed —
+ * with a FIN when the upstream socket took all of it, else with a reset, so
+ * a stream cut short never looks complete; a client's reset resets it.
  * Half-closed connections are not kept: either side's FIN ends the pair.
  *
  * Memory is bounded: each direction of a connection holds about
@@ -169,8 +171,9 @@ int nsys_proxy_stop(nsys_runtime_t *rt, nsys_ref_t proxy);
 /* Replaces the faults and ends the schedule. From a thread outside the
  * runtime it waits until the proxy applied them (so connections and data
  * that come after the call see them); from an actor or a scheduler thread
- * it only sends the request (NSYS_MSG_PROXY_SET_FAULTS) and they apply when
- * the proxy handles it. NSYS_EINVAL for values past the bounds above,
+ * it only sends the faults (a private message, no reply) and they apply
+ * when the proxy handles it; NSYS_EINVAL in the proxy then goes unreported,
+ * so check them first (nsys_proxy_faults_check). NSYS_EINVAL for values past the bounds above,
  * NSYS_ENOACTOR when the proxy is gone. */
 int nsys_proxy_set_faults(nsys_runtime_t *rt, nsys_ref_t proxy, const nsys_proxy_faults_t *faults);
 

@@ -39,6 +39,15 @@ int cli_usage_error(const char *cmd);
  * string) rejected: `c` is the '?' or ':' it returned. Returns CLI_EXIT_FAIL. */
 int cli_option_error(const char *cmd, int c, char **argv);
 
+/* A --duration value: seconds ("2.5") or a config duration ("250ms", "2m");
+ * > 0. Returns 0, NSYS_EINVAL or NSYS_ERANGE. */
+int cli_parse_duration(const char *text, uint64_t *ms);
+
+/* Installs the runtime's SIGINT/SIGTERM watchers (they stay for the whole
+ * run) and reports a signal already caught: *signum is set to it, else left
+ * alone. Returns what nsys_runtime_wait returned. */
+int cli_watch_signals(nsys_runtime_t *rt, int *signum);
+
 /* The document `netsys run` uses when no FILE is given (examples/demo_tree.json
  * holds the same bytes; a test keeps them equal). */
 extern const char cli_default_document[];

@@ -156,21 +156,6 @@ static int parse_address(const char *text, char *host, size_t hostlen, uint16_t 
 }
 
 /* As `run --duration`: "2", "0.25" (seconds) or "500ms"; > 0. */
-static int parse_duration_option(const char *text, uint64_t *ms)
-{
-    char *end = NULL;
-    double secs = strtod(text, &end);
-    if (end != text && *end == '\0') {
-        if (!(secs > 0) || !isfinite(secs) || secs > 1e9)
-            return NSYS_ERANGE;
-        *ms = (uint64_t)ceil(secs * 1000.0);
-        return 0;
-    }
-    int rc = nsys_config_parse_duration(text, ms);
-    if (rc == 0 && *ms == 0)
-        rc = NSYS_ERANGE;
-    return rc;
-}
 
 /* ---- options ----------------------------------------------------------------------- */
 
@@ -263,7 +248,7 @@ static int parse_options(int argc, char **argv, proxy_cli_t *o)
             o->faults.refuse_for_ms = v;
             break;
         case 'd':
-            if (parse_duration_option(optarg, &o->duration_ms) != 0)
+            if (cli_parse_duration(optarg, &o->duration_ms) != 0)
                 return bad_value("--duration",
                                  "a number of seconds > 0 or a duration such as \"500ms\"", optarg);
             break;
@@ -385,15 +370,14 @@ static int run_proxy(const proxy_cli_t *o)
     }
     /* Installs the runtime's SIGINT/SIGTERM watchers for the whole run (a
      * signal before the proxy is up is reported by the wait below). */
-    nsys_wake_t why = 0;
     int signum = 0;
-    rc = nsys_runtime_wait(rt, NSYS_WAIT_SIGNALS, 1, &why, &signum);
+    rc = cli_watch_signals(rt, &signum);
     if (rc != 0) {
         cli_error("cannot watch SIGINT/SIGTERM: %s", nsys_strerror(rc));
         nsys_runtime_free(rt);
         return CLI_EXIT_FAIL;
     }
-    bool stop = why == NSYS_WAKE_SIGNAL;
+    bool stop = signum != 0;
 
     nsys_proxy_opts_t po = NSYS_PROXY_OPTS_DEFAULTS;
     po.listen_host = o->listen_host;
@@ -415,6 +399,7 @@ static int run_proxy(const proxy_cli_t *o)
     print_listening(o, &st);
 
     uint64_t deadline_ns = o->duration_ms ? start_ns + o->duration_ms * 1000000u : 0;
+    nsys_wake_t why = 0;
     while (!stop) {
         uint64_t timeout = 0;
         if (deadline_ns != 0) {
@@ -441,7 +426,9 @@ static int run_proxy(const proxy_cli_t *o)
     if (rc != 0)
         cli_error("stopping the runtime: %s", nsys_strerror(rc));
     nsys_runtime_free(rt);
-    print_final(o, &final, stop_name(stop ? NSYS_WAKE_SIGNAL : NSYS_WAKE_TIMEOUT, signum),
+    print_final(o, &final,
+                status != CLI_EXIT_OK ? "error"
+                                      : stop_name(stop ? NSYS_WAKE_SIGNAL : NSYS_WAKE_TIMEOUT, signum),
                 uptime_s);
     return status;
 }

@@ -27,15 +27,6 @@
 
 /* Installs the runtime's signal watchers (they stay until nsys_runtime_free);
  * *signum gets a signal that already arrived, else stays 0. */
-static int watch_signals(nsys_runtime_t *rt, int *signum)
-{
-    nsys_wake_t why = 0;
-    int code = 0;
-    int rc = nsys_runtime_wait(rt, NSYS_WAIT_SIGNALS, 1, &why, &code);
-    if (rc == 0 && why == NSYS_WAKE_SIGNAL)
-        *signum = code;
-    return rc;
-}
 
 /* ---- options ------------------------------------------------------------------- */
 
@@ -76,22 +67,6 @@ static void print_help(FILE *out)
 }
 
 /* "2", "0.25" (seconds) or "500ms", "2m" (a config duration); > 0. */
-static int parse_duration_option(const char *text, uint64_t *ms)
-{
-    char *end = NULL;
-    double secs = strtod(text, &end);
-
-    if (end != text && *end == '\0') {
-        if (!(secs > 0) || !isfinite(secs) || secs > 1e9)
-            return NSYS_ERANGE;
-        *ms = (uint64_t)ceil(secs * 1000.0);
-        return 0;
-    }
-    int rc = nsys_config_parse_duration(text, ms);
-    if (rc == 0 && *ms == 0)
-        rc = NSYS_ERANGE;
-    return rc;
-}
 
 static int parse_options(int argc, char **argv, run_opts_t *o, bool *print_default)
 {
@@ -111,7 +86,7 @@ static int parse_options(int argc, char **argv, run_opts_t *o, bool *print_defau
     while ((c = getopt_long(argc, argv, ":d:jl:h", options, NULL)) != -1) {
         switch (c) {
         case 'd':
-            if (parse_duration_option(optarg, &o->duration_ms) != 0) {
+            if (cli_parse_duration(optarg, &o->duration_ms) != 0) {
                 cli_error("run: --duration: expected a number of seconds > 0 or a duration "
                           "such as \"500ms\", got '%s'",
                           optarg);
@@ -258,7 +233,7 @@ static int run_config(const run_opts_t *o, const nsys_config_t *cfg)
         cli_error("cannot create the runtime: %s", nsys_strerror(rc));
         return CLI_EXIT_FAIL;
     }
-    rc = watch_signals(sh.rt, &signum);
+    rc = cli_watch_signals(sh.rt, &signum);
     if (rc != 0) {
         cli_error("cannot watch SIGINT/SIGTERM: %s", nsys_strerror(rc));
         nsys_runtime_free(sh.rt);

@@ -9,7 +9,9 @@
 
 #include <getopt.h>
 #include <stdarg.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct cli_command {
@@ -147,4 +149,30 @@ int main(int argc, char **argv)
         return CLI_EXIT_FAIL;
     }
     return cmd->main(argc - 1, argv + 1);
+}
+
+int cli_parse_duration(const char *text, uint64_t *ms)
+{
+    char *end = NULL;
+    double secs = strtod(text, &end);
+    if (end != text && *end == '\0') {
+        if (!(secs > 0) || !isfinite(secs) || secs > 1e9)
+            return NSYS_ERANGE;
+        *ms = (uint64_t)ceil(secs * 1000.0);
+        return 0;
+    }
+    int rc = nsys_config_parse_duration(text, ms);
+    if (rc == 0 && *ms == 0)
+        rc = NSYS_ERANGE;
+    return rc;
+}
+
+int cli_watch_signals(nsys_runtime_t *rt, int *signum)
+{
+    nsys_wake_t why = 0;
+    int code = 0;
+    int rc = nsys_runtime_wait(rt, NSYS_WAIT_SIGNALS, 1, &why, &code);
+    if (rc == 0 && why == NSYS_WAKE_SIGNAL)
+        *signum = code;
+    return rc;
 }

@@ -7,7 +7,8 @@
 
 /* What a listener hands to each session it spawns (spawn args; freed by
  * nsys__session_args_free, which closes fd unless the session took it and
- * releases handler_arg unless the session took that reference). */
+ * releases handler_arg unless the session took that reference). The
+ * listener is the session's parent, so it needs no field here. */
 typedef struct nsys__session_args {
     int fd;
     nsys_transport_opts_t transport;
@@ -15,7 +16,6 @@ typedef struct nsys__session_args {
     void *handler_arg;
     void (*handler_arg_release)(void *arg);
     nsys_ref_t owner;
-    nsys_ref_t listener;
 } nsys__session_args_t;
 
 extern const nsys_behaviour_t nsys__session_behaviour;

@@ -6,10 +6,13 @@
  * session on any scheduler (libuv handles cannot move between loops). Up to
  * ACCEPT_BATCH connections are taken per wake-up.
  *
- * The session table. Every session is spawned linked (so it dies with the
- * listener) and monitored; the table holds its ref from spawn until its DOWN,
- * and nothing else removes an entry. The listener traps exits, so a session
- * that fails does not take the listener with it.
+ * The session table. Every session is spawned monitored; the table holds
+ * its ref from spawn until its DOWN, and nothing else removes an entry.
+ * Sessions are not linked: terminate, which runs however the listener ends
+ * (stop, crash, kill), sends every session in the table a shutdown signal,
+ * so a link would only cost each session a link record (docs/BENCHMARKS.md,
+ * W6) and the listener an exit message per session. The listener traps
+ * exits for its supervisor's signals.
  *
  * Accept errors. EMFILE/ENFILE/ENOBUFS/ENOMEM pause accepting (the poll is
  * stopped, or a level-triggered poll would spin on the pending connection),
@@ -325,8 +328,7 @@ static void start_session(listener_t *l, int fd)
         return;
     }
     *a = (nsys__session_args_t){.fd = fd, .transport = l->o.transport, .handler = l->o.handler,
-                                .handler_arg = l->o.handler_arg, .owner = l->o.owner,
-                                .listener = nsys_self(l->ctx)};
+                                .handler_arg = l->o.handler_arg, .owner = l->o.owner};
     if (l->o.handler_arg_retain != NULL) {
         l->o.handler_arg_retain(l->o.handler_arg);
         a->handler_arg_release = l->o.handler_arg_release;
@@ -335,8 +337,7 @@ static void start_session(listener_t *l, int fd)
     so.placement = NSYS_PLACE_ANY;
     so.args = a;
     so.args_free = nsys__session_args_free;
-    so.link = true;
-    so.monitor = true;
+    so.monitor = true; /* not linked: see the top of this file */
     nsys_ref_t ref;
     int rc = nsys_spawn(l->rt, &nsys__session_behaviour, &so, &ref);
     if (rc != 0) {
@@ -508,7 +509,7 @@ static int listener_handle(nsys_ctx_t *ctx, void *state, nsys_msg_t *msg)
     case NSYS_MSG_EXIT: {
         const nsys_exit_t *e = msg->data;
         if (table_has(l, e->from))
-            return 0; /* a session ended; its DOWN updates the table */
+            return 0; /* a session's own exit signal (nsys_exit_signal) never stops us */
         /* From the parent (a supervisor stopping us) or anyone else linked. */
         nsys_exit(ctx, e->reason != NSYS_REASON_NORMAL ? e->reason : NSYS_REASON_SHUTDOWN);
         return 0;
@@ -537,7 +538,8 @@ static void listener_terminate(nsys_ctx_t *ctx, void *state, int reason)
     (void)ctx;
     listener_t *l = state;
     (void)reason;
-    /* Sessions are linked, but a normal exit signal would not stop them. */
+    /* The one place sessions are told to go (they are not linked); a
+     * shutdown, since a normal exit signal would not stop them. */
     for (uint32_t i = 0; i < l->cap; i++)
         if (l->table[i] != NSYS_REF_NONE)
             nsys_exit_signal(l->rt, l->table[i], NSYS_REASON_SHUTDOWN);

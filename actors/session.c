@@ -25,19 +25,31 @@
  * without another copy. */
 #define INLINE_SEND_MAX 40u
 
+/* A server holds one per connection, so it keeps nothing it can get
+ * elsewhere: the runtime and the listener (its parent, which spawned it)
+ * come from the context, the peer's text from the connection. */
 struct nsys_session {
     nsys_ctx_t *ctx;
-    nsys_runtime_t *rt;
+    /* Ours from init to the end of terminate; after `ended` (terminate has
+     * closed it) only its peer text is read. */
     nsys_conn_t *conn;
     const nsys_session_handler_t *handler;
-    void *hstate;
+    union {
+        void *hstate;     /* with a handler: its state block (ours), or NULL */
+        nsys_ref_t owner; /* without one: the actor the events go to */
+    };
     void *harg;
     void (*harg_release)(void *);
-    nsys_ref_t owner;
-    nsys_ref_t listener;
     uint8_t opened; /* on_open succeeded: on_close is owed */
-    char peer[NSYS_NET_PEER_MAX];
+    uint8_t ended;  /* terminate began: the handler's calls see no connection */
 };
+
+/* The connection while the handler may use it. */
+static nsys_conn_t *live_conn(const nsys_session_t *s) { return s->ended ? NULL : s->conn; }
+
+static const char *peer_of(const nsys_session_t *s) { return nsys_conn_peer(s->conn); }
+
+static nsys_runtime_t *rt_of(const nsys_session_t *s) { return nsys_ctx_runtime(s->ctx); }
 
 /* ---- events to the owner --------------------------------------------------------- */
 
@@ -45,9 +57,9 @@ static void event_fill(const nsys_session_t *s, nsys_net_event_t *ev, int code, 
 {
     memset(ev, 0, sizeof *ev);
     ev->session = nsys_self(s->ctx);
-    ev->listener = s->listener;
+    ev->listener = nsys_parent(s->ctx);
     ev->code = code;
-    snprintf(ev->peer, sizeof ev->peer, "%s", s->peer);
+    snprintf(ev->peer, sizeof ev->peer, "%.*s", (int)sizeof ev->peer - 1, peer_of(s));
     snprintf(ev->message, sizeof ev->message, "%s", text != NULL ? text : "");
 }
 
@@ -58,7 +70,7 @@ static void report_error(nsys_session_t *s, int code, const char *text)
     nsys_net_event_t ev;
     event_fill(s, &ev, code, text);
     if (s->handler == NULL) {
-        nsys_send(s->rt, s->owner, NSYS_MSG_NET_ERROR, &ev, sizeof ev);
+        nsys_send(rt_of(s), s->owner, NSYS_MSG_NET_ERROR, &ev, sizeof ev);
     } else if (s->handler->on_info != NULL) {
         nsys_msg_t m = {.type = NSYS_MSG_NET_ERROR, .from = nsys_self(s->ctx), .data = &ev,
                         .size = sizeof ev};
@@ -66,7 +78,7 @@ static void report_error(nsys_session_t *s, int code, const char *text)
         if (rc != 0)
             nsys_session_abort(s, rc);
     } else {
-        NSYS_LOG(NSYS_LOG_WARN, "session %s: %s", s->peer, text);
+        NSYS_LOG(NSYS_LOG_WARN, "session %s: %s", peer_of(s), text);
     }
 }
 
@@ -84,7 +96,7 @@ static int conn_message(void *ud, nsys_conn_t *c, nsys_buf_t *msg)
         nsys_buf_unref(msg);
         return rc;
     }
-    int rc = nsys_send_buf(s->rt, s->owner, NSYS_MSG_NET_MESSAGE, msg);
+    int rc = nsys_send_buf(rt_of(s), s->owner, NSYS_MSG_NET_MESSAGE, msg);
     if (rc != 0)
         nsys_buf_unref(msg); /* the owner is gone; its DOWN ends us */
     return 0;
@@ -128,21 +140,20 @@ static int session_init(nsys_ctx_t *ctx, void *state, void *args)
     nsys_session_t *s = state;
     nsys__session_args_t *a = args;
     s->ctx = ctx;
-    s->rt = nsys_ctx_runtime(ctx);
     s->handler = a->handler;
-    s->owner = a->owner;
-    s->listener = a->listener;
     int rc = 0;
-    if (s->handler != NULL && s->handler->state_size > 0 &&
-        (s->hstate = calloc(1, s->handler->state_size)) == NULL)
-        return NSYS_ENOMEM;
-    if (s->handler == NULL && (rc = nsys_monitor(ctx, s->owner, NULL)) != 0) {
-        free(s->hstate);
-        return rc;
+    if (s->handler != NULL) {
+        if (s->handler->state_size > 0 && (s->hstate = calloc(1, s->handler->state_size)) == NULL)
+            return NSYS_ENOMEM;
+    } else {
+        s->owner = a->owner;
+        if ((rc = nsys_monitor(ctx, s->owner, NULL)) != 0)
+            return rc;
     }
     rc = nsys_conn_open_fd(nsys_ctx_loop(ctx), a->fd, &a->transport, &session_events, s, &s->conn);
     if (rc != 0) {
-        free(s->hstate);
+        if (s->handler != NULL)
+            free(s->hstate);
         return rc; /* args_free closes the fd */
     }
     a->fd = -1; /* the connection owns it now */
@@ -150,8 +161,7 @@ static int session_init(nsys_ctx_t *ctx, void *state, void *args)
     s->harg = a->handler_arg;
     s->harg_release = a->handler_arg_release;
     a->handler_arg_release = NULL;
-    nsys_conn_set_owner(s->conn, s->rt, nsys_self(ctx));
-    snprintf(s->peer, sizeof s->peer, "%s", nsys_conn_peer(s->conn));
+    nsys_conn_set_owner(s->conn, rt_of(s), nsys_self(ctx));
     nsys_set_turn_hook(ctx, flush_hook);
 
     if (s->handler != NULL) {
@@ -164,7 +174,7 @@ static int session_init(nsys_ctx_t *ctx, void *state, void *args)
     } else {
         nsys_net_event_t ev;
         event_fill(s, &ev, 0, "connected");
-        nsys_send(s->rt, s->owner, NSYS_MSG_NET_OPEN, &ev, sizeof ev);
+        nsys_send(rt_of(s), s->owner, NSYS_MSG_NET_OPEN, &ev, sizeof ev);
     }
     s->opened = 1;
     return 0;
@@ -181,7 +191,8 @@ static int session_handle(nsys_ctx_t *ctx, void *state, nsys_msg_t *msg)
             nsys_buf_unref(b);
             if (rc == NSYS_EMSGSIZE) {
                 char text[NSYS_NET_MESSAGE_MAX];
-                snprintf(text, sizeof text, "%s: send refused: %s", s->peer, nsys_net_last_error());
+                snprintf(text, sizeof text, "%s: send refused: %s", peer_of(s),
+                         nsys_net_last_error());
                 report_error(s, rc, text);
             }
         }
@@ -221,9 +232,11 @@ static void session_terminate(nsys_ctx_t *ctx, void *state, int reason)
     if (why != NULL)
         snprintf(text, sizeof text, "%s", why);
     else
-        snprintf(text, sizeof text, "%s: session ended (%s)", s->peer, nsys_strerror(reason));
-    nsys_conn_free(s->conn);
-    s->conn = NULL;
+        snprintf(text, sizeof text, "%s: session ended (%s)", peer_of(s), nsys_strerror(reason));
+    /* Closed before on_close, as documented; freed after it, since the
+     * connection holds the peer text that on_close and the events name. */
+    nsys__conn_detach(s->conn);
+    s->ended = 1;
     if (s->opened) {
         if (s->handler != NULL) {
             if (s->handler->on_close != NULL)
@@ -232,13 +245,16 @@ static void session_terminate(nsys_ctx_t *ctx, void *state, int reason)
             nsys_net_event_t ev;
             if (!nsys_reason_is_clean(reason)) {
                 event_fill(s, &ev, reason, text);
-                nsys_send(s->rt, s->owner, NSYS_MSG_NET_ERROR, &ev, sizeof ev);
+                nsys_send(rt_of(s), s->owner, NSYS_MSG_NET_ERROR, &ev, sizeof ev);
             }
             event_fill(s, &ev, reason, text);
-            nsys_send(s->rt, s->owner, NSYS_MSG_NET_CLOSED, &ev, sizeof ev);
+            nsys_send(rt_of(s), s->owner, NSYS_MSG_NET_CLOSED, &ev, sizeof ev);
         }
     }
-    free(s->hstate);
+    nsys_conn_free(s->conn);
+    s->conn = NULL;
+    if (s->handler != NULL)
+        free(s->hstate);
     if (s->harg_release != NULL)
         s->harg_release(s->harg);
 }
@@ -255,31 +271,35 @@ const nsys_behaviour_t nsys__session_behaviour = {
 
 int nsys_session_send(nsys_session_t *s, const void *data, size_t len)
 {
-    return s != NULL ? nsys_conn_send(s->conn, data, len) : NSYS_EINVAL;
+    return s != NULL ? nsys_conn_send(live_conn(s), data, len) : NSYS_EINVAL;
 }
 
 int nsys_session_send_buf(nsys_session_t *s, nsys_buf_t *msg)
 {
-    return s != NULL ? nsys_conn_send_buf(s->conn, msg) : NSYS_EINVAL;
+    return s != NULL ? nsys_conn_send_buf(live_conn(s), msg) : NSYS_EINVAL;
 }
 
 void nsys_session_close(nsys_session_t *s)
 {
     if (s != NULL)
-        nsys_conn_close(s->conn);
+        nsys_conn_close(live_conn(s));
 }
 
 void nsys_session_abort(nsys_session_t *s, int reason)
 {
     if (s != NULL)
-        nsys_conn_abort(s->conn, reason != 0 ? reason : NSYS_ECANCELED, "aborted by its handler");
+        nsys_conn_abort(live_conn(s), reason != 0 ? reason : NSYS_ECANCELED,
+                        "aborted by its handler");
 }
 
 nsys_ref_t nsys_session_ref(const nsys_session_t *s) { return s != NULL ? nsys_self(s->ctx) : 0; }
-nsys_ref_t nsys_session_listener(const nsys_session_t *s) { return s != NULL ? s->listener : 0; }
+nsys_ref_t nsys_session_listener(const nsys_session_t *s)
+{
+    return s != NULL ? nsys_parent(s->ctx) : 0;
+}
 nsys_ctx_t *nsys_session_ctx(nsys_session_t *s) { return s != NULL ? s->ctx : NULL; }
-const char *nsys_session_peer(const nsys_session_t *s) { return s != NULL ? s->peer : ""; }
-nsys_conn_t *nsys_session_conn(nsys_session_t *s) { return s != NULL ? s->conn : NULL; }
+const char *nsys_session_peer(const nsys_session_t *s) { return s != NULL ? peer_of(s) : ""; }
+nsys_conn_t *nsys_session_conn(nsys_session_t *s) { return s != NULL ? live_conn(s) : NULL; }
 
 /* ---- by ref, from anywhere ----------------------------------------------------------------- */
 
@@ -290,7 +310,7 @@ static nsys_session_t *current_session(nsys_ref_t ref)
     if (cur == NULL || nsys_self(cur) != ref || !nsys__session_is(cur))
         return NULL; /* only a session's state may be read as one */
     nsys_session_t *s = nsys_ctx_state(cur);
-    return s->conn != NULL ? s : NULL;
+    return live_conn(s) != NULL ? s : NULL;
 }
 
 int nsys_net_send(nsys_runtime_t *rt, nsys_ref_t session, const void *data, size_t len)

@@ -20,9 +20,13 @@ nsys__ext_t *nsys__ext(nsys__actor_t *a)
     return a->ext;
 }
 
+/* The first allocation holds one entry: an actor that is linked, monitored
+ * or monitoring most often has one peer (a session: its listener's
+ * monitor), and a server holds one such actor per connection, so room for
+ * four would cost each of them 48 bytes more (docs/BENCHMARKS.md, W6). */
 static int grow(void **arr, uint32_t *cap, size_t elem)
 {
-    uint32_t ncap = *cap ? *cap * 2 : 4;
+    uint32_t ncap = *cap ? *cap * 2 : 1;
     void *p = realloc(*arr, ncap * elem);
     if (p == NULL)
         return NSYS_ENOMEM;

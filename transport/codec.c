@@ -11,7 +11,7 @@
 
 typedef struct length_codec {
     nsys_layer_t base;
-    nsys_frame_decoder_t dec;
+    nsys__frame_reader_t in;
 } length_codec_t;
 
 typedef struct raw_codec {
@@ -44,10 +44,13 @@ static int length_frame(void *ud, nsys_buf_t *frame, const uint8_t *payload, siz
 static int length_recv(nsys_layer_t *l, nsys_buf_t *buf, const uint8_t *data, size_t len)
 {
     length_codec_t *lc = (length_codec_t *)l;
-    int rc = nsys_frame_decoder_feed(&lc->dec, buf, data, len, length_frame, lc);
-    const char *why = nsys_frame_decoder_error(&lc->dec);
-    if (rc != 0 && why != NULL)
+    /* No resuming a stopped feed: it stops only when the connection ends. */
+    int rc = nsys__frame_reader_feed(&lc->in, buf, data, len, NULL, length_frame, lc);
+    if (rc != 0 && lc->in.error != 0) {
+        char why[NSYS_FRAMING_ERROR_SIZE];
+        nsys__frame_reader_error_text(&lc->in, why, sizeof why);
         nsys_conn_fail(l->conn, rc, "%s", why);
+    }
     return rc;
 }
 
@@ -55,8 +58,8 @@ static int length_send(nsys_layer_t *l, nsys_buf_t *buf, const uint8_t *data, si
 {
     length_codec_t *lc = (length_codec_t *)l;
     uint8_t header[NSYS_FRAMING_HEADER_SIZE];
-    if (nsys_frame_header(len, lc->dec.max_payload, header) != 0)
-        return oversize(len, lc->dec.max_payload);
+    if (nsys_frame_header(len, lc->in.max_payload, header) != 0)
+        return oversize(len, lc->in.max_payload);
     int rc = nsys_layer_down(l, NULL, header, sizeof header);
     if (rc == 0)
         rc = nsys_layer_down(l, buf, data, len);
@@ -65,7 +68,7 @@ static int length_send(nsys_layer_t *l, nsys_buf_t *buf, const uint8_t *data, si
     return rc;
 }
 
-static void length_destroy(nsys_layer_t *l) { nsys_frame_decoder_free(&((length_codec_t *)l)->dec); }
+static void length_destroy(nsys_layer_t *l) { nsys__frame_reader_free(&((length_codec_t *)l)->in); }
 
 static const nsys_layer_vt_t length_vt = {
     .name = "length", .recv = length_recv, .send = length_send, .destroy = length_destroy};
@@ -91,7 +94,8 @@ int nsys__codec_init(nsys_conn_t *c, nsys_layer_t *storage, const nsys_transport
         length_codec_t *lc = (length_codec_t *)storage;
         lc->base.vt = &length_vt;
         lc->base.conn = c;
-        return nsys_frame_decoder_init(&lc->dec, o->max_payload);
+        nsys__frame_reader_init(&lc->in, o->max_payload);
+        return 0;
     }
     case NSYS_CODEC_RAW: {
         raw_codec_t *rc = (raw_codec_t *)storage;

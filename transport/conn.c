@@ -24,8 +24,12 @@
  *
  * Ending. Whatever ends a connection (EOF, error, close, abort, idle
  * timeout), the handles are closed and on_close is delivered from their
- * close callback, once; the memory goes when both the handles are closed and
- * the owner called nsys_conn_free(). */
+ * close callback, once, unless the owner detached first; the memory goes
+ * when both the handles are closed and the owner called nsys_conn_free().
+ *
+ * Size. A server holds one of these per idle session, so the struct keeps
+ * only what runs after opening, embeds its codec, and stores the peer's
+ * text at its exact length. */
 #include <netsys/framing.h>
 #include <netsys/transport.h>
 
@@ -45,28 +49,42 @@
 #define WRITE_BATCH 1024 /* iovecs per write (IOV_MAX on Linux) */
 #define READ_MIN_ROOM 2048u /* below this, a read buffer is retired */
 #define END_TEXT_SIZE 192u
+#define PEER_TEXT_MAX 64u /* "[ffff:...:255.255.255.255]:65535" and NUL */
 
 enum { PAUSE_WRITE = 1u, PAUSE_READ = 2u, PAUSE_GONE = 4u, PAUSE_USER = 8u };
 enum { ST_OPEN = 0, ST_CLOSING, ST_ENDED };
 
 /* Receiver-side accounting, shared with the buffers it tracks (which may be
- * released on any thread after the connection is gone). */
+ * released on any thread after the connection is gone); freed by the last
+ * of them and the connection. `refs` is 32 bits so that the struct is 40
+ * bytes (malloc's 48-byte class, not 64): each reference is a live buffer
+ * with an allocation of its own, so 2^32 of them cannot exist. */
 typedef struct flow {
-    atomic_size_t refs;
-    atomic_size_t held;
+    atomic_uint refs;
     atomic_int paused;
+    atomic_size_t held;
     size_t low;
     nsys_runtime_t *rt;
     _Atomic nsys_ref_t owner;
 } flow_t;
 
+/* The idle timeout, only for connections that have one; freed by destroy,
+ * after its handle's close callback. */
+typedef struct idle {
+    uv_timer_t timer;
+    uint64_t timeout_ms;
+    uint64_t last_active; /* uv_now of the last byte read or written */
+} idle_t;
+
+/* Only the options used after opening are kept (read_low lives in the
+ * flow, max_payload in the codec, idle_timeout_ms with the timer; the rest
+ * is applied by nsys_conn_open_fd). */
 struct nsys_conn {
     uv_tcp_t tcp;
-    uv_timer_t *idle; /* only with idle_timeout_ms */
-    nsys_transport_opts_t o;
-    const nsys_conn_events_t *ev; /* the owner's table (static) */
+    idle_t *idle;                            /* only with idle_timeout_ms */
+    size_t write_high, write_low, read_high; /* resolved options */
+    const nsys_conn_events_t *ev;            /* the owner's table (static) */
     void *ud;
-    nsys_layer_t *top;    /* the codec */
     nsys_layer_t *bottom; /* the lowest layer (the codec when there are no filters) */
     flow_t *flow;
 
@@ -79,22 +97,31 @@ struct nsys_conn {
     nsys_buf_t *arena;
 
     nsys_buf_t *rbuf; /* current read buffer (tracked), or NULL */
-    uint64_t last_active;
-
-    unsigned pause;
+    char *end_text;   /* only once the connection ended */
+    int end_code;
+    uint8_t pause; /* PAUSE_* bits */
     uint8_t state;
     uint8_t reading;
     uint8_t shutdown_wanted; /* flush, then FIN, then end with end_kind */
     uint8_t shutting;        /* uv_shutdown in flight */
-    uint8_t freed;           /* the owner let go */
+    uint8_t detached;        /* the owner gets no more events */
+    uint8_t freed;           /* the owner let go: destroy once the handles are closed */
     uint8_t nhandles;        /* handles not yet closed */
     uint8_t delivering;      /* inside on_close: nsys_conn_free must not free yet */
     uint8_t end_kind;
-    int end_code;
-    char peer[64];
-    char *end_text;      /* only once the connection ended */
+    /* the top layer (the codec); see top() */
     _Alignas(16) unsigned char codec[NSYS__CODEC_STORAGE];
+    char peer[]; /* "1.2.3.4:80", "[::1]:80" or "fd 7" */
 };
+
+static nsys_layer_t *top(nsys_conn_t *c) { return (nsys_layer_t *)c->codec; }
+
+/* An idle connection is one without a byte read or written since this. */
+static void touch(nsys_conn_t *c)
+{
+    if (c->idle != NULL)
+        c->idle->last_active = uv_now(c->tcp.loop);
+}
 
 /* ---- errors --------------------------------------------------------------------- */
 
@@ -254,7 +281,7 @@ static void update_reading(nsys_conn_t *c)
 static void set_pause(nsys_conn_t *c, unsigned bit, bool on)
 {
     unsigned before = c->pause;
-    c->pause = on ? (before | bit) : (before & ~bit);
+    c->pause = (uint8_t)(on ? (before | bit) : (before & ~bit));
     if (c->pause != before) {
         update_reading(c);
         if (bit == PAUSE_READ && c->ev->on_flow != NULL)
@@ -267,7 +294,7 @@ static void set_pause(nsys_conn_t *c, unsigned bit, bool on)
 static void check_read_budget(nsys_conn_t *c)
 {
     flow_t *f = c->flow;
-    if ((c->pause & PAUSE_READ) || atomic_load(&f->held) <= c->o.read_high)
+    if ((c->pause & PAUSE_READ) || atomic_load(&f->held) <= c->read_high)
         return;
     atomic_store(&f->paused, 1); /* seq_cst: see flow_release */
     if (atomic_load(&f->held) <= f->low) {
@@ -295,8 +322,8 @@ static void destroy(nsys_conn_t *c)
     free(c->wiov);
     nsys_buf_unref(c->arena);
     rbuf_drop(c);
-    nsys__codec_free(c->top);
-    for (nsys_layer_t *l = c->bottom; l != NULL && l != c->top;) {
+    nsys__codec_free(top(c));
+    for (nsys_layer_t *l = c->bottom; l != NULL && l != top(c);) {
         nsys_layer_t *up = l->above;
         if (l->vt->destroy != NULL)
             l->vt->destroy(l);
@@ -329,7 +356,7 @@ static void handle_closed(uv_handle_t *h)
     if (--c->nhandles > 0)
         return;
     void *ud;
-    if (!c->freed && c->ev->on_close != NULL && enter(c, &ud)) {
+    if (!c->detached && c->ev->on_close != NULL && enter(c, &ud)) {
         c->delivering = 1;
         c->ev->on_close(ud, c, (nsys_conn_end_t)c->end_kind, c->end_code,
                         c->end_text != NULL ? c->end_text : c->peer);
@@ -353,7 +380,7 @@ static void end(nsys_conn_t *c, nsys_conn_end_t kind, int code, const char *text
     update_reading(c);
     uv_close((uv_handle_t *)&c->tcp, handle_closed);
     if (c->idle != NULL)
-        uv_close((uv_handle_t *)c->idle, handle_closed);
+        uv_close((uv_handle_t *)&c->idle->timer, handle_closed);
 }
 
 void nsys_conn_fail(nsys_conn_t *c, int code, const char *fmt, ...)
@@ -428,10 +455,11 @@ static void begin_close(nsys_conn_t *c, nsys_conn_end_t kind)
         maybe_shutdown(c);
         return;
     }
-    if (c->top->vt->close != NULL)
-        c->top->vt->close(c->top);
+    nsys_layer_t *codec = top(c);
+    if (codec->vt->close != NULL)
+        codec->vt->close(codec);
     else
-        nsys_layer_close_down(c->top);
+        nsys_layer_close_down(codec);
 }
 
 void nsys_conn_close(nsys_conn_t *c)
@@ -440,15 +468,23 @@ void nsys_conn_close(nsys_conn_t *c)
         begin_close(c, NSYS_CONN_END_LOCAL);
 }
 
+void nsys__conn_detach(nsys_conn_t *c)
+{
+    if (c == NULL)
+        return;
+    c->detached = 1;
+    c->ud = NULL;
+    if (c->state != ST_ENDED)
+        end(c, NSYS_CONN_END_LOCAL, 0, "closed by its owner");
+}
+
 void nsys_conn_free(nsys_conn_t *c)
 {
     if (c == NULL)
         return;
+    nsys__conn_detach(c);
     c->freed = 1;
-    c->ud = NULL;
-    if (c->state != ST_ENDED)
-        end(c, NSYS_CONN_END_LOCAL, 0, "closed by its owner");
-    else if (c->nhandles == 0 && !c->delivering)
+    if (c->nhandles == 0 && !c->delivering)
         destroy(c); /* from inside on_close, handle_closed frees it after */
 }
 
@@ -457,12 +493,13 @@ void nsys_conn_free(nsys_conn_t *c)
 static void idle_cb(uv_timer_t *t)
 {
     nsys_conn_t *c = t->data;
+    idle_t *idle = c->idle;
     uint64_t now = uv_now(t->loop);
     if (c->pause & (PAUSE_READ | PAUSE_USER))
-        c->last_active = now; /* we stopped reading, not the peer: not idle */
-    uint64_t quiet = now - c->last_active;
-    if (quiet < c->o.idle_timeout_ms) {
-        uv_timer_start(t, idle_cb, c->o.idle_timeout_ms - quiet, 0);
+        idle->last_active = now; /* we stopped reading, not the peer: not idle */
+    uint64_t quiet = now - idle->last_active;
+    if (quiet < idle->timeout_ms) {
+        uv_timer_start(t, idle_cb, idle->timeout_ms - quiet, 0);
         return;
     }
     void *ud;
@@ -545,7 +582,7 @@ static int wq_push(nsys_conn_t *c, nsys_buf_t *buf, const uint8_t *data, size_t 
         c->wq_bytes += len;
         c->queued_total += len;
     }
-    if (c->wq_bytes > c->o.write_high && !(c->pause & PAUSE_WRITE))
+    if (c->wq_bytes > c->write_high && !(c->pause & PAUSE_WRITE))
         set_pause(c, PAUSE_WRITE, true);
     return 0;
 }
@@ -574,7 +611,7 @@ static void after_write(nsys_conn_t *c)
         nsys_buf_unref(c->arena); /* an idle connection keeps no arena */
         c->arena = NULL;
     }
-    if ((c->pause & PAUSE_WRITE) && c->wq_bytes <= c->o.write_low) {
+    if ((c->pause & PAUSE_WRITE) && c->wq_bytes <= c->write_low) {
         set_pause(c, PAUSE_WRITE, false);
         if (c->ev->on_drain != NULL)
             c->ev->on_drain(c->ud, c);
@@ -600,7 +637,7 @@ static void write_cb(uv_write_t *req, int status)
         for (uint32_t i = 0; i < n; i++)
             bytes += c->wiov[c->head + i].len;
         wq_consume(c, bytes);
-        c->last_active = uv_now(c->tcp.loop);
+        touch(c);
         after_write(c);
         nsys_conn_flush(c);
     }
@@ -617,7 +654,7 @@ void nsys_conn_flush(nsys_conn_t *c)
     int r = uv_try_write((uv_stream_t *)&c->tcp, &c->wiov[c->head], n);
     if (r > 0) {
         wq_consume(c, (size_t)r);
-        c->last_active = uv_now(c->tcp.loop);
+        touch(c);
     } else if (r < 0 && r != UV_EAGAIN && r != UV_ENOSYS) {
         nsys_conn_fail(c, r, "write failed: %s", uv_strerror(r));
         return;
@@ -752,7 +789,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (nread > 0) {
-        c->last_active = uv_now(s->loop);
+        touch(c);
         size_t used = nsys_buf_len(c->rbuf);
         nsys_buf_set_len(c->rbuf, used + (size_t)nread);
         c->bottom->vt->recv(c->bottom, c->rbuf, nsys_buf_data(c->rbuf) + used, (size_t)nread);
@@ -778,27 +815,41 @@ int nsys_conn_open_fd(uv_loop_t *loop, int fd, const nsys_transport_opts_t *opts
 {
     if (loop == NULL || fd < 0 || ev == NULL || out == NULL)
         return NSYS_EINVAL;
-    nsys_conn_t *c = calloc(1, sizeof *c);
+    char peer[PEER_TEXT_MAX];
+    struct sockaddr_storage ss;
+    socklen_t sslen = sizeof ss;
+    if (getpeername(fd, (struct sockaddr *)&ss, &sslen) == 0)
+        nsys__net_format_addr((struct sockaddr *)&ss, peer, sizeof peer);
+    else
+        snprintf(peer, sizeof peer, "fd %d", fd);
+    size_t peer_size = strlen(peer) + 1;
+    nsys_transport_opts_t o;
+    nsys_transport_opts_resolve(opts, &o);
+
+    nsys_conn_t *c = calloc(1, sizeof *c + peer_size);
     flow_t *f = calloc(1, sizeof *f);
     if (c == NULL || f == NULL) {
         free(c);
         free(f);
         return NSYS_ENOMEM;
     }
-    nsys_transport_opts_resolve(opts, &c->o);
+    memcpy(c->peer, peer, peer_size);
+    c->write_high = o.write_high;
+    c->write_low = o.write_low;
+    c->read_high = o.read_high;
     atomic_init(&f->refs, 1);
-    f->low = c->o.read_low;
+    f->low = o.read_low;
     c->flow = f;
     c->ev = ev;
     c->ud = ud;
-    c->top = c->bottom = (nsys_layer_t *)c->codec;
-    int rc = nsys__codec_init(c, c->top, &c->o);
-    if (rc == 0 && c->o.idle_timeout_ms > 0 && (c->idle = calloc(1, sizeof *c->idle)) == NULL)
+    c->bottom = top(c);
+    int rc = nsys__codec_init(c, top(c), &o);
+    if (rc == 0 && o.idle_timeout_ms > 0 && (c->idle = calloc(1, sizeof *c->idle)) == NULL)
         rc = NSYS_ENOMEM;
     if (rc == 0)
         rc = uv_tcp_init(loop, &c->tcp);
     if (rc != 0) {
-        nsys__codec_free(c->top);
+        nsys__codec_free(top(c));
         free(c->idle);
         free(c);
         free(f);
@@ -808,30 +859,26 @@ int nsys_conn_open_fd(uv_loop_t *loop, int fd, const nsys_transport_opts_t *opts
     c->nhandles = 1;
     rc = uv_tcp_open(&c->tcp, fd);
     if (rc != 0) { /* the handle never took the fd: the caller keeps it */
+        c->detached = 1;
         c->freed = 1;
         c->state = ST_ENDED;
         uv_close((uv_handle_t *)&c->tcp, handle_closed);
         return rc;
     }
     /* Best effort: these only fail on sockets that are not TCP. */
-    if (!c->o.nagle)
+    if (!o.nagle)
         uv_tcp_nodelay(&c->tcp, 1);
-    if (c->o.keepalive_s > 0)
-        uv_tcp_keepalive(&c->tcp, 1, c->o.keepalive_s);
-    struct sockaddr_storage ss;
-    int len = sizeof ss;
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0)
-        nsys__net_format_addr((struct sockaddr *)&ss, c->peer, sizeof c->peer);
-    else
-        snprintf(c->peer, sizeof c->peer, "fd %d", fd);
+    if (o.keepalive_s > 0)
+        uv_tcp_keepalive(&c->tcp, 1, o.keepalive_s);
     uv_update_time(loop); /* the loop may have been busy: start timing from now */
-    c->last_active = uv_now(loop);
     if (c->idle != NULL) {
-        uv_timer_init(loop, c->idle);
-        c->idle->data = c;
+        c->idle->timeout_ms = o.idle_timeout_ms;
+        c->idle->last_active = uv_now(loop);
+        uv_timer_init(loop, &c->idle->timer);
+        c->idle->timer.data = c;
         c->nhandles++;
-        uv_timer_start(c->idle, idle_cb, c->o.idle_timeout_ms, 0);
-        uv_unref((uv_handle_t *)c->idle);
+        uv_timer_start(&c->idle->timer, idle_cb, o.idle_timeout_ms, 0);
+        uv_unref((uv_handle_t *)&c->idle->timer);
     }
     update_reading(c);
     *out = c;
@@ -867,7 +914,7 @@ int nsys_conn_send(nsys_conn_t *c, const void *data, size_t len)
     if (c == NULL || (data == NULL && len > 0))
         return NSYS_EINVAL;
     int rc = send_open(c);
-    return rc != 0 ? rc : c->top->vt->send(c->top, NULL, data, len);
+    return rc != 0 ? rc : top(c)->vt->send(top(c), NULL, data, len);
 }
 
 int nsys_conn_send_buf(nsys_conn_t *c, nsys_buf_t *msg)
@@ -876,7 +923,7 @@ int nsys_conn_send_buf(nsys_conn_t *c, nsys_buf_t *msg)
         return NSYS_EINVAL;
     int rc = send_open(c);
     if (rc == 0)
-        rc = c->top->vt->send(c->top, msg, nsys_buf_data(msg), nsys_buf_len(msg));
+        rc = top(c)->vt->send(top(c), msg, nsys_buf_data(msg), nsys_buf_len(msg));
     if (rc == 0)
         nsys_buf_unref(msg); /* the queue took its own references */
     return rc;

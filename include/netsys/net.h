@@ -2,13 +2,14 @@
  * facade for TCP servers.
  *
  * A listener actor binds a TCP address, accepts connections and spawns one
- * session actor per connection, spread over the schedulers. It links to and
- * monitors every session; its session table is its own state, and an entry
- * leaves exactly when that session's DOWN arrives, so none is forgotten,
- * and when the listener goes every session is shut down with it (a session
- * may finish its terminate a moment after the listener's). Accept errors (EMFILE, ENFILE, ENOBUFS)
- * never kill it: it pauses accepting with a backoff, logs once per episode
- * (naming `ulimit -n` as the fix for descriptor exhaustion) and resumes.
+ * session actor per connection, spread over the schedulers. It monitors
+ * every session; its session table is its own state, and an entry leaves
+ * exactly when that session's DOWN arrives, so none is forgotten, and when
+ * the listener goes (stopped, failed or killed) every session is shut down
+ * with it (a session may finish its terminate a moment after the
+ * listener's). Accept errors (EMFILE, ENFILE, ENOBUFS) never kill it: it
+ * pauses accepting with a backoff, logs once per episode (naming
+ * `ulimit -n` as the fix for descriptor exhaustion) and resumes.
  *
  * A session actor owns its connection (netsys/transport.h). It either runs a
  * handler (nsys_session_handler_t: on_open, on_message, on_close) inside the

@@ -198,6 +198,30 @@ int nsys_config_arg_enum(const cJSON *obj, const char *path, const char *key,
     return NSYS_EINVAL;
 }
 
+int nsys_config_arg_number(const cJSON *obj, const char *path, const char *key, double min,
+                           double max, double *out, nsys_config_diag_t *d)
+{
+    const cJSON *it = member(obj, key);
+    if (it == NULL)
+        return NSYS_ENOENT;
+    if (cJSON_IsNumber(it) && it->valuedouble >= min && it->valuedouble <= max) {
+        if (out != NULL)
+            *out = it->valuedouble;
+        return 0;
+    }
+    if (d != NULL) {
+        nsys__text_t m;
+        nsys__text_init(&m);
+        nsys__text_puts(&m, "expected a number ");
+        nsys__text_number(&m, min);
+        nsys__text_puts(&m, "..");
+        nsys__text_number(&m, max);
+        nsys__text_got(&m, it, cJSON_IsNumber(it));
+        report(d, path, key, &m);
+    }
+    return NSYS_EINVAL;
+}
+
 /* A value of "<integer><unit>" form: duration (ms) or size (bytes). */
 typedef struct unit_kind {
     int (*parse)(const char *text, uint64_t *out);
@@ -313,4 +337,79 @@ int nsys__config_arg_host(const cJSON *obj, const char *path, const char *key, c
     }
     *out = host;
     return 0;
+}
+
+/* ---- shared readers of the built-in kinds -------------------------------------- */
+
+#define BACKOFF_MS_MIN 1u
+#define BACKOFF_MS_MAX UINT64_C(3600000) /* 1h */
+
+static const char *const backoff_keys[] = {"initial", "max", "multiplier", "jitter",
+                                           "reset_after"};
+
+void nsys__config_read_backoff(const cJSON *obj, const char *path, nsys_config_diag_t *d,
+                               const char *const *extra_keys, size_t nextra,
+                               uint64_t default_initial_ms, uint64_t default_max_ms,
+                               nsys_backoff_opts_t *b)
+{
+    enum { NBACKOFF = sizeof backoff_keys / sizeof backoff_keys[0], EXTRA_MAX = 8 };
+    const char *keys[NBACKOFF + EXTRA_MAX];
+    size_t nkeys = 0;
+    for (size_t i = 0; i < NBACKOFF; i++)
+        keys[nkeys++] = backoff_keys[i];
+    for (size_t i = 0; i < nextra && i < EXTRA_MAX; i++)
+        keys[nkeys++] = extra_keys[i];
+    nsys_config_check_keys(obj, path, keys, nkeys, d);
+    uint64_t initial = 0, max = 0, reset = 0;
+    int ri = nsys_config_arg_duration(obj, path, "initial", BACKOFF_MS_MIN, BACKOFF_MS_MAX,
+                                      &initial, d);
+    int rm = nsys_config_arg_duration(obj, path, "max", BACKOFF_MS_MIN, BACKOFF_MS_MAX, &max, d);
+    double multiplier = 0.0, jitter = 0.0;
+    if (nsys_config_arg_number(obj, path, "multiplier", 1.0, 100.0, &multiplier, d) == 0)
+        b->multiplier = multiplier;
+    if (nsys_config_arg_number(obj, path, "jitter", 0.0, 1.0, &jitter, d) == 0)
+        b->jitter = jitter == 0.0 ? NSYS_BACKOFF_NO_JITTER : jitter;
+    if (nsys_config_arg_duration(obj, path, "reset_after", BACKOFF_MS_MIN, BACKOFF_MS_MAX, &reset,
+                                 d) == 0)
+        b->reset_after_ms = reset;
+    if (ri == 0)
+        b->initial_ms = initial;
+    if (rm == 0)
+        b->max_ms = max;
+
+    /* initial <= max, with the caller's defaults standing in for an absent
+     * one, so the policy cannot fail later when its actor starts. */
+    if (ri == NSYS_EINVAL || rm == NSYS_EINVAL || (ri == NSYS_ENOENT && rm == NSYS_ENOENT))
+        return;
+    uint64_t eff_initial = ri == 0 ? initial : default_initial_ms;
+    uint64_t eff_max = rm == 0 ? max : default_max_ms;
+    if (eff_initial <= eff_max || d == NULL)
+        return;
+    nsys__text_t m;
+    nsys__text_init(&m);
+    const char *key;
+    if (ri == 0) {
+        key = "initial";
+        nsys__text_puts(&m, rm == 0 ? "expected a duration no longer than \"max\" ("
+                                    : "expected a duration no longer than the default max (");
+        nsys__text_ms(&m, eff_max);
+    } else {
+        key = "max";
+        nsys__text_puts(&m, "expected a duration no shorter than the default initial (");
+        nsys__text_ms(&m, eff_initial);
+    }
+    nsys__text_puts(&m, ")");
+    nsys__text_got(&m, member(obj, key), true);
+    report(d, path, key, &m);
+}
+
+int nsys__config_kind_args_done(const char *kind, nsys_config_diag_t *d)
+{
+    size_t nerr = nsys_config_diag_count(d);
+    bool oom = d->oom;
+    for (size_t i = 0; i < nerr; i++)
+        NSYS_LOG(NSYS_LOG_ERROR, "%s: %s: %s", kind, nsys_config_diag_path(d, i),
+                 nsys_config_diag_message(d, i));
+    nsys_config_diag_free(d);
+    return nerr > 0 ? NSYS_ECONFIG : oom ? NSYS_ENOMEM : 0;
 }

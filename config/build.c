@@ -310,31 +310,6 @@ static vres_t get_int(vctx_t *v, const cJSON *obj, const char *key, long long mi
     return r;
 }
 
-static vres_t get_number(vctx_t *v, const cJSON *obj, const char *key, double min, double max,
-                         double *out)
-{
-    const cJSON *it = field(obj, key);
-    if (it == NULL)
-        return V_ABSENT;
-    size_t mark = push_key(v, key);
-    vres_t r = V_BAD;
-    if (cJSON_IsNumber(it) && it->valuedouble >= min && it->valuedouble <= max) {
-        *out = it->valuedouble;
-        r = V_OK;
-    } else {
-        nsys__text_t m;
-        nsys__text_init(&m);
-        nsys__text_puts(&m, "expected a number ");
-        nsys__text_number(&m, min);
-        nsys__text_puts(&m, "..");
-        nsys__text_number(&m, max);
-        nsys__text_got(&m, it, cJSON_IsNumber(it));
-        err_text(v, &m);
-    }
-    pop(v, mark);
-    return r;
-}
-
 static vres_t get_enum(vctx_t *v, const cJSON *obj, const char *key, const char *const *names,
                        size_t n, int *out)
 {
@@ -437,7 +412,6 @@ static const char *const runtime_keys[] = {"schedulers",       "batch",      "sp
                                            "shutdown_timeout", "max_actors", "log_level"};
 static const char *const sup_keys[] = {"strategy", "intensity", "period",
                                        "backoff",  "children",  "template"};
-static const char *const backoff_keys[] = {"initial", "max", "multiplier", "jitter", "reset_after"};
 static const char *const child_keys[] = {"id",      "type",     "behaviour", "args",
                                          "restart", "shutdown", "supervisor"};
 
@@ -625,46 +599,8 @@ static void build_children(vctx_t *v, const cJSON *arr, nsys_sup_spec_t *spec)
 
 static void build_backoff(vctx_t *v, const cJSON *obj, nsys_backoff_opts_t *b)
 {
-    check_keys(v, obj, backoff_keys, COUNT(backoff_keys));
-    uint64_t initial = 0, max = 0, reset = 0;
-    vres_t ri = get_duration(v, obj, "initial", false, MS_MIN, MS_MAX, MS_RANGE, &initial);
-    vres_t rm = get_duration(v, obj, "max", false, MS_MIN, MS_MAX, MS_RANGE, &max);
-    double multiplier = 0.0, jitter = 0.0;
-    if (get_number(v, obj, "multiplier", 1.0, 100.0, &multiplier) == V_OK)
-        b->multiplier = multiplier;
-    if (get_number(v, obj, "jitter", 0.0, 1.0, &jitter) == V_OK)
-        b->jitter = jitter == 0.0 ? NSYS_BACKOFF_NO_JITTER : jitter;
-    if (get_duration(v, obj, "reset_after", false, MS_MIN, MS_MAX, MS_RANGE, &reset) == V_OK)
-        b->reset_after_ms = reset;
-    b->initial_ms = initial;
-    b->max_ms = max;
-
-    /* initial <= max, with the supervisor defaults standing in for an absent
-     * one, so the policy cannot fail later when the supervisor starts. */
-    if (ri == V_BAD || rm == V_BAD || (ri == V_ABSENT && rm == V_ABSENT))
-        return;
-    uint64_t eff_initial = ri == V_OK ? initial : NSYS_SUP_BACKOFF_INITIAL_MS;
-    uint64_t eff_max = rm == V_OK ? max : NSYS_SUP_BACKOFF_MAX_MS;
-    if (eff_initial <= eff_max)
-        return;
-    nsys__text_t m;
-    nsys__text_init(&m);
-    const char *key;
-    if (ri == V_OK) {
-        key = "initial";
-        nsys__text_puts(&m, rm == V_OK ? "expected a duration no longer than \"max\" ("
-                                       : "expected a duration no longer than the default max (");
-        nsys__text_ms(&m, eff_max);
-    } else {
-        key = "max";
-        nsys__text_puts(&m, "expected a duration no shorter than the default initial (");
-        nsys__text_ms(&m, eff_initial);
-    }
-    nsys__text_puts(&m, ")");
-    size_t mark = push_key(v, key);
-    nsys__text_got(&m, field(obj, key), true);
-    err_text(v, &m);
-    pop(v, mark);
+    nsys__config_read_backoff(obj, path_str(v), v->d, NULL, 0, NSYS_SUP_BACKOFF_INITIAL_MS,
+                              NSYS_SUP_BACKOFF_MAX_MS, b);
 }
 
 static const nsys_sup_spec_t *build_sup(vctx_t *v, const cJSON *obj)

@@ -18,6 +18,11 @@ nsys_config_diag_t *nsys__diag_new(const char *source)
     return d;
 }
 
+nsys_config_diag_t *nsys_config_diag_new(void)
+{
+    return nsys__diag_new(NULL);
+}
+
 static char *vformat(const char *fmt, va_list ap)
 {
     va_list ap2;

@@ -6,6 +6,7 @@
 #define NSYS_CONFIG_INTERNAL_H
 
 #include <netsys/config.h>
+#include <netsys/transport.h>
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -113,8 +114,10 @@ const char *nsys__config_suggest(const char *word, const char *const *cands, siz
  * before anything else the first time any registry function runs, so they
  * come first in every listing. Called once (pthread_once). */
 const nsys_config_kind_t *nsys__config_builtin_kinds(size_t *n);
-/* The "proxy" kind (proxy_kind.c), added right after those. */
+/* The "proxy" kind (proxy_kind.c), then the "client" kind (client_kind.c),
+ * added right after those. */
 const nsys_config_kind_t *nsys__config_proxy_kinds(size_t *n);
+const nsys_config_kind_t *nsys__config_client_kinds(size_t *n);
 
 /* A copy of every registered kind, in registration order, taken under the
  * registry lock so one document is validated against one consistent view.
@@ -133,5 +136,26 @@ int nsys__config_build(cJSON *doc, nsys_config_diag_t *d, nsys_config_t **out);
 #define NSYS__CONFIG_HOST_MAX 255
 int nsys__config_arg_host(const cJSON *obj, const char *path, const char *key, const char **out,
                           nsys_config_diag_t *d);
+
+/* The backoff keys of a supervisor's "backoff" and a client's "reconnect",
+ * read into `b` (fields of absent keys are left alone): initial, max,
+ * reset_after (1ms..1h), multiplier (1..100), jitter (0..1; 0 means none).
+ * initial must not exceed max, the given defaults standing in for an absent
+ * one. Keys other than these and the `nextra` (<= 8) `extra_keys`, which the
+ * caller reads, are reported as unknown. */
+void nsys__config_read_backoff(const cJSON *obj, const char *path, nsys_config_diag_t *d,
+                               const char *const *extra_keys, size_t nextra,
+                               uint64_t default_initial_ms, uint64_t default_max_ms,
+                               nsys_backoff_opts_t *b);
+
+/* The "transport" object of the network kinds (net_kinds.c), into `o`
+ * (which holds the defaults). docs/CONFIG.md lists its keys. */
+void nsys__config_read_transport(const cJSON *t, const char *path, nsys_config_diag_t *d,
+                                 nsys_transport_opts_t *o);
+
+/* The end of a network kind's init: logs every error `d` collected as
+ * "KIND: PATH: MESSAGE", frees `d`, and returns 0, NSYS_ECONFIG (errors) or
+ * NSYS_ENOMEM (the diag ran out of memory). */
+int nsys__config_kind_args_done(const char *kind, nsys_config_diag_t *d);
 
 #endif

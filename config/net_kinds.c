@@ -101,8 +101,8 @@ static void check_watermarks(const cJSON *t, const char *path, nsys_config_diag_
     nsys__text_free(&m);
 }
 
-static void read_transport(const cJSON *t, const char *path, nsys_config_diag_t *d,
-                           nsys_transport_opts_t *o)
+void nsys__config_read_transport(const cJSON *t, const char *path, nsys_config_diag_t *d,
+                                 nsys_transport_opts_t *o)
 {
     nsys_config_check_keys(t, path, transport_keys, COUNT(transport_keys), d);
 
@@ -181,7 +181,7 @@ static void read_listener_args(const cJSON *args, const char *path, nsys_config_
     const cJSON *t = NULL;
     if (nsys_config_arg_object(args, path, "transport", &t, d) == 0) {
         char *at = nsys_config_path_key(path, "transport");
-        read_transport(t, at != NULL ? at : path, d, &o->transport);
+        nsys__config_read_transport(t, at != NULL ? at : path, d, &o->transport);
         nsys_free(at);
     }
 
@@ -213,16 +213,9 @@ static int listener_kind_init(nsys_ctx_t *ctx, void *state, void *args)
         return NSYS_ENOMEM;
     nsys_listener_opts_t opts;
     read_listener_args(args, "args", d, &opts);
-    size_t nerr = nsys_config_diag_count(d);
-    bool oom = d->oom;
-    for (size_t i = 0; i < nerr; i++)
-        NSYS_LOG(NSYS_LOG_ERROR, "listener: %s: %s", nsys_config_diag_path(d, i),
-                 nsys_config_diag_message(d, i));
-    nsys_config_diag_free(d);
-    if (nerr > 0)
-        return NSYS_ECONFIG;
-    if (oom)
-        return NSYS_ENOMEM;
+    int rc = nsys__config_kind_args_done("listener", d);
+    if (rc != 0)
+        return rc;
     return nsys_listener_behaviour.init(ctx, state, &opts);
 }
 

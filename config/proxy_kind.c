@@ -213,13 +213,7 @@ static int proxy_kind_init(nsys_ctx_t *ctx, void *state, void *args)
         return NSYS_ENOMEM;
     proxy_args_t pa;
     read_proxy_args(args, "args", d, &pa);
-    size_t nerr = nsys_config_diag_count(d);
-    bool oom = d->oom;
-    for (size_t i = 0; i < nerr; i++)
-        NSYS_LOG(NSYS_LOG_ERROR, "proxy: %s: %s", nsys_config_diag_path(d, i),
-                 nsys_config_diag_message(d, i));
-    nsys_config_diag_free(d);
-    int rc = nerr > 0 ? NSYS_ECONFIG : oom ? NSYS_ENOMEM : 0;
+    int rc = nsys__config_kind_args_done("proxy", d);
     if (rc == 0)
         rc = nsys_proxy_behaviour.init(ctx, state, &pa.o);
     free(pa.steps);

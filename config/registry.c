@@ -63,8 +63,8 @@ static int add_kind(const nsys_config_kind_t *kind)
  * simply unknown to documents, which then say so. */
 static void add_builtins(void)
 {
-    const nsys_config_kind_t *(*const sources[])(size_t *) = {nsys__config_builtin_kinds,
-                                                             nsys__config_proxy_kinds};
+    const nsys_config_kind_t *(*const sources[])(size_t *) = {
+        nsys__config_builtin_kinds, nsys__config_proxy_kinds, nsys__config_client_kinds};
     for (size_t s = 0; s < sizeof sources / sizeof sources[0]; s++) {
         size_t n = 0;
         const nsys_config_kind_t *kinds = sources[s](&n);

@@ -29,6 +29,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "client.h"
 #include "log.h"
 #include "runtime.h"
 #include "supervisor.h"
@@ -43,6 +44,10 @@ extern "C" {
 /* ---- diagnostics ----------------------------------------------------------- */
 
 typedef struct nsys_config_diag nsys_config_diag_t;
+
+/* An empty list, for a kind that checks args in its init (args of children
+ * started at run time were never validated); NULL when out of memory. */
+nsys_config_diag_t *nsys_config_diag_new(void);
 
 /* Adds an error at `path` (e.g. "$.supervisor.children[0].args.port"). */
 void nsys_config_error(nsys_config_diag_t *d, const char *path, const char *fmt, ...)
@@ -102,6 +107,9 @@ int nsys_config_require(const cJSON *obj, const char *path, const char *key, nsy
  * `expected an integer 1..65535, got 70000` / `..., got a string`. */
 int nsys_config_arg_int(const cJSON *obj, const char *path, const char *key, int64_t min,
                         int64_t max, int64_t *out, nsys_config_diag_t *d);
+/* A JSON number in min..max (fractions allowed): `expected a number 1..100, got 0.5`. */
+int nsys_config_arg_number(const cJSON *obj, const char *path, const char *key, double min,
+                           double max, double *out, nsys_config_diag_t *d);
 /* true or false: `expected true or false, got a string`. */
 int nsys_config_arg_bool(const cJSON *obj, const char *path, const char *key, bool *out,
                          nsys_config_diag_t *d);
@@ -163,6 +171,27 @@ int nsys_config_unregister(const char *name);
 const nsys_config_kind_t *nsys_config_find_kind(const char *name);
 /* Names in registration order; *names is freed with nsys_free (not the strings). */
 int nsys_config_kind_names(const char ***names, size_t *n);
+
+/* ---- the client kind's args ----------------------------------------------- */
+
+#define NSYS_CONFIG_STOP_ON_MAX 8
+
+/* A "client" child's args (docs/CONFIG.md, "client") as client options. */
+typedef struct nsys_config_client {
+    nsys_client_opts_t opts;              /* strings point into the args */
+    int stop_on[NSYS_CONFIG_STOP_ON_MAX]; /* opts.stop_on points here */
+    const char *register_name;            /* "register", NULL if absent */
+    const char *owner_name;               /* "owner", NULL if absent */
+} nsys_config_client_t;
+
+/* Reads the args of a "client" child at `path` into `out`, reporting every
+ * problem to `d` (not NULL). For kinds that embed a client, so that their
+ * documents say it the same way. Returns 0, or NSYS_ECONFIG when it
+ * reported anything (then `out` is incomplete). The owner and register names
+ * are left for the caller to act on. Keep `out` where it is: opts.stop_on
+ * points into it. */
+int nsys_config_client_args(const cJSON *args, const char *path, nsys_config_client_t *out,
+                            nsys_config_diag_t *d);
 
 /* ---- documents -------------------------------------------------------------- */
 

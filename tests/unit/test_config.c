@@ -420,12 +420,13 @@ static const bad_case_t bad_cases[] = {
     {"unknown behaviour with a suggestion", W("{'id': 'a', 'behaviour': 'echoo'}"), 1,
      {{"$.supervisor.children[0].behaviour",
        "unknown behaviour \"echoo\"; did you mean \"echo\"? known: \"listener\", \"proxy\", "
-       "\"echo\", \"demo_worker\", \"flaky_worker\", \"tcp_echo\""}}},
+       "\"client\", \"echo\", \"demo_worker\", \"flaky_worker\", \"tcp_echo\""}}},
     {"unknown behaviour in the wrong case", W("{'id': 'a', 'behaviour': 'Demo_Worker'}"), 1,
      {{"$.supervisor.children[0].behaviour", "did you mean \"demo_worker\"?"}}},
     {"unknown behaviour without a suggestion", W("{'id': 'a', 'behaviour': 'xyzzy'}"), 1,
      {{"$.supervisor.children[0].behaviour",
-       "unknown behaviour \"xyzzy\"; known: \"listener\", \"proxy\", \"echo\", "
+       "unknown behaviour \"xyzzy\"; known: \"listener\", \"proxy\", \"client\", "
+       "\"echo\", "
        "\"demo_worker\", \"flaky_worker\", \"tcp_echo\""}}},
     {"behaviour not a string", W("{'id': 'a', 'behaviour': 42}"), 1,
      {{"$.supervisor.children[0].behaviour", "expected a behaviour name, got a number"}}},
@@ -1232,10 +1233,10 @@ Test(config, registry_copies_the_kind_and_keeps_order)
     const char **names = NULL;
     size_t n = 0;
     cr_assert_eq(nsys_config_kind_names(&names, &n), 0);
-    cr_assert_eq(n, 7);
+    cr_assert_eq(n, 8);
     /* netsys's own kinds come first, then the program's in its order. */
-    const char *want[] = {"listener", "proxy",    "echo",  "demo_worker",
-                          "flaky_worker", "tcp_echo", "copied"};
+    const char *want[] = {"listener",     "proxy",       "client",   "echo",
+                          "demo_worker", "flaky_worker", "tcp_echo", "copied"};
     for (size_t i = 0; i < n; i++)
         cr_expect_str_eq(names[i], want[i]);
     nsys_free(names);
@@ -1243,22 +1244,23 @@ Test(config, registry_copies_the_kind_and_keeps_order)
     cr_expect_eq(nsys_config_unregister("demo_worker"), 0);
     cr_expect_null(nsys_config_find_kind("demo_worker"));
     cr_assert_eq(nsys_config_kind_names(&names, &n), 0);
-    cr_assert_eq(n, 6);
-    cr_expect_str_eq(names[3], "flaky_worker");
+    cr_assert_eq(n, 7);
+    cr_expect_str_eq(names[4], "flaky_worker");
     nsys_free(names);
 
     /* An unregistered kind is unknown to documents loaded afterwards. */
     nsys_config_diag_t *d = load_bad(W("{'id': 'a', 'behaviour': 'demo_worker'}"));
     expect_error(d, "$.supervisor.children[0].behaviour",
                  "unknown behaviour \"demo_worker\"; known: \"listener\", \"proxy\", "
-                 "\"echo\", \"flaky_worker\", \"tcp_echo\", \"copied\"");
+                 "\"client\", \"echo\", \"flaky_worker\", \"tcp_echo\", \"copied\"");
     nsys_config_diag_free(d);
 }
 
 Test(config, unknown_behaviour_when_nothing_is_registered)
 {
-    const char *all[] = {"listener", "proxy", "echo", "demo_worker", "flaky_worker", "tcp_echo"};
-    for (size_t i = 0; i < 6; i++)
+    const char *all[] = {"listener",    "proxy",        "client",
+                         "demo_worker", "flaky_worker", "tcp_echo", "echo"};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         cr_assert_eq(nsys_config_unregister(all[i]), 0);
     const char **names = (const char **)&names;
     size_t n = 99;
@@ -1303,7 +1305,7 @@ Test(config, registry_is_thread_safe)
     const char **names = NULL;
     size_t n = 0;
     cr_assert_eq(nsys_config_kind_names(&names, &n), 0);
-    cr_expect_eq(n, 6 + REG_THREADS * REG_PER_THREAD); /* with "listener" and "proxy" */
+    cr_expect_eq(n, 7 + REG_THREADS * REG_PER_THREAD); /* with listener, proxy, client */
     nsys_free(names);
 }
 
@@ -1477,9 +1479,12 @@ Test(config, refuses_a_stream_over_the_limit)
 }
 
 /* The example trees shipped in examples/ load with the kinds they name
- * (registered here as stand-ins for the CLI's demo kinds, args included). */
+ * (registered here as stand-ins for the CLI's demo kinds, args included;
+ * the pinger's args are checked by test_cli's `netsys check`). */
 Test(config, loads_every_example_tree)
 {
+    static const nsys_config_kind_t pinger = {"pinger", &echo_behaviour, NULL, "stand-in"};
+    cr_assert_eq(nsys_config_register(&pinger), 0);
     char root[4096];
     snprintf(root, sizeof root, "%s", __FILE__);
     char *cut = strstr(root, "tests/unit/test_config.c");

@@ -21,6 +21,7 @@ PACKAGES=(
     libuv1-dev libssl-dev libcjson-dev libcriterion-dev
     git ca-certificates openssl
     python3 python3-jsonschema
+    iproute2
     clang libclang-rt-14-dev
 )
 

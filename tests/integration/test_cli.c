@@ -485,10 +485,14 @@ Test(cli, check_kinds_lists_netsys_kinds_first_then_the_demo_kinds)
                      "connection running `handler`\n"
                      "proxy         TCP proxy: forwards host:port to upstream_host:upstream_port, "
                      "injecting `faults`\n"
+                     "client        resilient TCP client: keeps a connection to host:port, "
+                     "reconnecting with backoff\n"
                      "demo_worker   demo: ticks every `interval` (default \"1s\") and logs at "
                      "debug level\n"
                      "flaky_worker  demo: fails every `fail_every` (default \"3s\") so that it "
-                     "gets restarted\n");
+                     "gets restarted\n"
+                     "pinger        demo: a client sending numbered messages every `interval` and "
+                     "checking every echo\n");
     cr_expect_str_empty(err_of(p));
     proc_free(p);
 }
@@ -500,6 +504,36 @@ Test(cli, check_accepts_the_echo_server_example)
     cr_expect_eq(exit_code(p), 0, "stderr: %s", err_of(p));
     cr_expect_str_eq(out_of(p), NETSYS_SOURCE_DIR "/examples/echo_server.json: ok\n");
     cr_expect_str_empty(err_of(p));
+    proc_free(p);
+}
+
+/* The pinger's args, its embedded client's included, are checked with
+ * paths like every other kind's. */
+Test(cli, check_reports_pinger_args_with_their_paths)
+{
+    static const char doc[] =
+        "{\"supervisor\": {\"children\": [{\"id\": \"p\", \"behaviour\": \"pinger\",\n"
+        "  \"args\": {\"size\": 4, \"client\": {\"host\": \"127.0.0.1\",\n"
+        "    \"reconnect\": {\"initial\": \"5s\", \"max\": \"1s\", \"stop_on\": [\"refused\", \"nope\"]},\n"
+        "    \"owner\": \"x\"}}}]}}\n";
+    char path[512];
+    write_doc(path, sizeof path, "pinger.json", doc);
+    proc_t *p;
+    RUN(p, "check", path);
+    cr_expect_eq(exit_code(p), 1);
+    const char *err = err_of(p);
+    static const char *const want[] = {
+        "$.supervisor.children[0].args.size: expected an integer 8..65536, got 4",
+        "$.supervisor.children[0].args.client: missing required key \"port\"",
+        "$.supervisor.children[0].args.client.reconnect.initial: expected a duration no longer "
+        "than \"max\" (1s), got \"5s\"",
+        "$.supervisor.children[0].args.client.reconnect.stop_on[1]: expected one of "
+        "\"resolve\", \"refused\", \"unreachable\", \"timeout\", \"reset\", got \"nope\"",
+        "$.supervisor.children[0].args.client: a pinger's client takes no \"owner\" or "
+        "\"register\": the pinger owns it",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        cr_expect(strstr(err, want[i]) != NULL, "missing: %s\nstderr:\n%s", want[i], err);
     proc_free(p);
 }
 
@@ -632,7 +666,8 @@ static cJSON *summary_json(const proc_t *p)
     cJSON *j = cJSON_ParseWithOpts(out, &end, true);
     cr_assert_not_null(j, "not JSON: %s", out);
     static const char *const numbers[] = {"uptime_s", "children_started", "restarts", "exits",
-                                          "exit_status"};
+                                          "exit_status", "sent", "echoed", "failed", "lost",
+                                          "reconnects", "in_flight"};
     cr_assert(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(j, "name")), "%s", out);
     for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++)
         cr_assert(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(j, numbers[i])), "%s: %s",
@@ -779,14 +814,28 @@ Test(cli, embedded_default_document_matches_examples_demo_tree)
     proc_free(p);
 }
 
-Test(cli, run_without_a_file_runs_the_default_demo_tree)
+/* The built-in tree: an echo listener behind a proxy that resets every
+ * connection 3 s after it started, and a pinger. In 5 s the link is cut at
+ * least once and ridden out: traffic keeps flowing, nothing vanishes. */
+Test(cli, run_without_a_file_rides_out_the_demo_link_resets)
 {
     proc_t *p;
-    RUN(p, "run", "--duration", "1", "--json");
+    RUN(p, "run", "--duration", "5", "--json");
     cr_expect_eq(exit_code(p), 0, "stderr:\n%s", err_of(p));
     cJSON *j = summary_json(p);
     cr_expect_str_eq(cJSON_GetObjectItemCaseSensitive(j, "name")->valuestring, "demo");
-    cr_expect_eq(num(j, "children_started"), 6);
+    cr_expect_eq(num(j, "children_started"), 3, "%s", out_of(p));
+    cr_expect_eq(num(j, "restarts"), 0, "%s", out_of(p));
+    cr_expect_eq(num(j, "pingers"), 1, "%s", out_of(p));
+    /* One message every 50 ms for 5 s. */
+    cr_expect_geq(num(j, "sent"), 60, "%s", out_of(p));
+    cr_expect_geq(num(j, "echoed"), 40, "%s", out_of(p));
+    cr_expect_geq(num(j, "reconnects"), 1, "%s", out_of(p));
+    cr_expect_eq(num(j, "lost"), 0, "%s", out_of(p));
+    cr_expect_eq(num(j, "bad_echoes"), 0, "%s", out_of(p));
+    cr_expect_eq(num(j, "sent"),
+                 num(j, "echoed") + num(j, "failed") + num(j, "lost") + num(j, "in_flight"), "%s",
+                 out_of(p));
     cr_expect(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(j, "gave_up")));
     cJSON_Delete(j);
     proc_free(p);

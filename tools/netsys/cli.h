@@ -10,6 +10,7 @@
 
 #include <netsys/netsys.h>
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -61,8 +62,38 @@ int cli_load(const char *path, FILE *diag_out, nsys_config_t **cfg);
 /* The name a document is reported under: the path, "<stdin>" or "<default>". */
 const char *cli_source_name(const char *path);
 
-/* Registers demo_worker and flaky_worker (demo_kinds.c); idempotent. */
+/* Registers demo_worker, flaky_worker and pinger (demo_kinds.c); idempotent. */
 int cli_register_demo_kinds(void);
+
+/* ---- the pinger's traffic (demo_pinger.c) ----------------------------------- */
+
+/* What every pinger of the process counts: X(ID, JSON_KEY, LABEL). The
+ * JSON keys are in `netsys run --json`'s summary (docs/CLI.md). */
+#define CLI_TRAFFIC(X)                                                                             \
+    X(PINGERS, "pingers", "pingers started")                                                       \
+    X(SENT, "sent", "messages sent")                                                               \
+    X(ECHOED, "echoed", "echoed")                                                                  \
+    X(FAILED, "failed", "failed (reported)")                                                       \
+    X(LOST, "lost", "lost")                                                                        \
+    X(BAD, "bad_echoes", "bad echoes")                                                             \
+    X(RECONNECTS, "reconnects", "reconnects")
+
+typedef enum cli_traffic_counter {
+#define CLI_TRAFFIC_ENUM(id, json, label) CLI_TRAFFIC_##id,
+    CLI_TRAFFIC(CLI_TRAFFIC_ENUM)
+#undef CLI_TRAFFIC_ENUM
+        CLI_NTRAFFIC
+} cli_traffic_counter_t;
+
+/* Written by pinger actors on scheduler threads, read by the main thread. */
+typedef struct cli_traffic {
+    _Atomic uint64_t n[CLI_NTRAFFIC];
+    atomic_int state;             /* nsys_client_state_t of the latest pinger's link */
+    _Atomic uint64_t backoff_ms;  /* its current reconnect delay (state BACKOFF) */
+} cli_traffic_t;
+
+extern cli_traffic_t cli_traffic;
+extern const nsys_config_kind_t cli_pinger_kind;
 
 /* The kind name a behaviour was registered under ("demo_worker"), or the
  * behaviour's own name when no kind uses it. */

@@ -1,10 +1,13 @@
 /* tools/netsys/default_tree.c — the document `netsys run` (and `graph`)
- * use when no FILE is given: a root one_for_one supervisor with two
- * demo_workers, a flaky_worker and a nested rest_for_one supervisor.
- *
- * The flaky worker fails every 3 s and each restart waits out a backoff, so
- * it is restarted at most 4 times in any 10 s: the root's intensity (5 per
- * 10 s) is never exceeded and the demo runs until it is stopped.
+ * use when no FILE is given: a flaky link ridden out. A rest_for_one root
+ * with an echo listener on 127.0.0.1:17470, a fault-injecting proxy in front
+ * of it on 127.0.0.1:17471 (20 ms +- 10 ms of latency; every connection
+ * reset 3 s after it started; 12 s into every 20 s, the link cut and new
+ * connections refused for 3 s, so the backoff shows),
+ * and a pinger whose resilient client sends a numbered message every 50 ms
+ * through the proxy and checks every echo. The status line shows the link,
+ * its reconnects and the messages sent / echoed / failed / lost (lost stays
+ * 0).
  *
  * examples/demo_tree.json holds the same bytes; test_cli checks that they
  * stay equal (`netsys run --print-default` prints this string). Edit both.
@@ -19,43 +22,44 @@ const char cli_default_document[] =
     "    \"log_level\": \"warn\"\n"
     "  },\n"
     "  \"supervisor\": {\n"
-    "    \"strategy\": \"one_for_one\",\n"
+    "    \"strategy\": \"rest_for_one\",\n"
     "    \"intensity\": 5,\n"
     "    \"period\": \"10s\",\n"
     "    \"children\": [\n"
     "      {\n"
-    "        \"id\": \"ticker\",\n"
-    "        \"behaviour\": \"demo_worker\",\n"
-    "        \"args\": { \"interval\": \"1s\" }\n"
+    "        \"id\": \"echo\",\n"
+    "        \"behaviour\": \"listener\",\n"
+    "        \"args\": { \"host\": \"127.0.0.1\", \"port\": 17470, \"handler\": \"echo\" }\n"
     "      },\n"
     "      {\n"
-    "        \"id\": \"heartbeat\",\n"
-    "        \"behaviour\": \"demo_worker\",\n"
-    "        \"args\": { \"interval\": \"250ms\" }\n"
+    "        \"id\": \"flaky_link\",\n"
+    "        \"behaviour\": \"proxy\",\n"
+    "        \"args\": {\n"
+    "          \"host\": \"127.0.0.1\",\n"
+    "          \"port\": 17471,\n"
+    "          \"upstream_host\": \"127.0.0.1\",\n"
+    "          \"upstream_port\": 17470,\n"
+    "          \"schedule\": [\n"
+    "            { \"at\": \"0s\", \"faults\": { \"latency\": \"20ms\", \"jitter\": \"10ms\", \"reset_every\": \"3s\" } },\n"
+    "            { \"at\": \"12s\", \"faults\": { \"reset_every\": \"1ms\", \"refuse_for\": \"3s\" } },\n"
+    "            { \"at\": \"15s\", \"faults\": { \"latency\": \"20ms\", \"jitter\": \"10ms\", \"reset_every\": \"3s\" } }\n"
+    "          ],\n"
+    "          \"repeat\": \"20s\"\n"
+    "        }\n"
     "      },\n"
     "      {\n"
-    "        \"id\": \"flaky\",\n"
-    "        \"behaviour\": \"flaky_worker\",\n"
-    "        \"args\": { \"fail_every\": \"3s\" }\n"
-    "      },\n"
-    "      {\n"
-    "        \"id\": \"pipeline\",\n"
-    "        \"type\": \"supervisor\",\n"
-    "        \"supervisor\": {\n"
-    "          \"strategy\": \"rest_for_one\",\n"
-    "          \"children\": [\n"
-    "            {\n"
-    "              \"id\": \"reader\",\n"
-    "              \"behaviour\": \"demo_worker\",\n"
-    "              \"args\": { \"interval\": \"500ms\" }\n"
-    "            },\n"
-    "            {\n"
-    "              \"id\": \"writer\",\n"
-    "              \"behaviour\": \"demo_worker\",\n"
-    "              \"args\": { \"interval\": \"2s\" },\n"
-    "              \"restart\": \"transient\"\n"
-    "            }\n"
-    "          ]\n"
+    "        \"id\": \"pinger\",\n"
+    "        \"behaviour\": \"pinger\",\n"
+    "        \"args\": {\n"
+    "          \"interval\": \"50ms\",\n"
+    "          \"size\": 64,\n"
+    "          \"client\": {\n"
+    "            \"host\": \"127.0.0.1\",\n"
+    "            \"port\": 17471,\n"
+    "            \"connect_timeout\": \"2s\",\n"
+    "            \"reconnect\": { \"initial\": \"200ms\", \"max\": \"2s\" },\n"
+    "            \"heartbeat\": { \"interval\": \"1s\", \"timeout\": \"1s\" }\n"
+    "          }\n"
     "        }\n"
     "      }\n"
     "    ]\n"

@@ -9,7 +9,10 @@
  * Their args validators (config.h's helpers) accept only their own keys, so
  * a typo in a document is an error with a path like any other.
  *
- * Not for: real services. Network actors replace the demo tree later.
+ *   pinger        (demo_pinger.c) a client that sends numbered messages and
+ *                 checks every echo; the default tree's traffic.
+ *
+ * Not for: real services.
  */
 #include "cli.h"
 
@@ -141,11 +144,12 @@ static const nsys_config_kind_t demo_kinds[] = {
 
 int cli_register_demo_kinds(void)
 {
-    for (size_t i = 0; i < sizeof demo_kinds / sizeof demo_kinds[0]; i++) {
-        const nsys_config_kind_t *have = nsys_config_find_kind(demo_kinds[i].name);
-        if (have != NULL && have->behaviour == demo_kinds[i].behaviour)
+    const nsys_config_kind_t *kinds[] = {&demo_kinds[0], &demo_kinds[1], &cli_pinger_kind};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        const nsys_config_kind_t *have = nsys_config_find_kind(kinds[i]->name);
+        if (have != NULL && have->behaviour == kinds[i]->behaviour)
             continue;
-        int rc = nsys_config_register(&demo_kinds[i]);
+        int rc = nsys_config_register(kinds[i]);
         if (rc != 0)
             return rc;
     }

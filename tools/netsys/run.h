@@ -48,6 +48,9 @@ typedef struct run_shared {
 /* What the status line and the summary show, read at one moment. */
 typedef struct run_snapshot {
     uint64_t counters[RUN_NCOUNTERS];
+    uint64_t traffic[CLI_NTRAFFIC]; /* the demo pingers' (cli.h) */
+    int link_state;                 /* nsys_client_state_t, when traffic[PINGERS] > 0 */
+    uint64_t backoff_ms;
     uint64_t uptime_ms;
 } run_snapshot_t;
 

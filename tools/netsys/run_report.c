@@ -33,11 +33,34 @@ static const char *const counter_status[] = {
 #undef RUN_COUNTER_STATUS
 };
 
+static const char *const traffic_json[] = {
+#define RUN_TRAFFIC_JSON(id, json, label) json,
+    CLI_TRAFFIC(RUN_TRAFFIC_JSON)
+#undef RUN_TRAFFIC_JSON
+};
+static const char *const traffic_label[] = {
+#define RUN_TRAFFIC_LABEL(id, json, label) label,
+    CLI_TRAFFIC(RUN_TRAFFIC_LABEL)
+#undef RUN_TRAFFIC_LABEL
+};
+
 void run_snapshot_take(run_shared_t *sh, run_snapshot_t *out)
 {
     for (size_t i = 0; i < RUN_NCOUNTERS; i++)
         out->counters[i] = atomic_load_explicit(&sh->counters[i], memory_order_relaxed);
+    for (size_t i = 0; i < CLI_NTRAFFIC; i++)
+        out->traffic[i] = atomic_load_explicit(&cli_traffic.n[i], memory_order_relaxed);
+    out->link_state = atomic_load(&cli_traffic.state);
+    out->backoff_ms = atomic_load(&cli_traffic.backoff_ms);
     out->uptime_ms = (uv_hrtime() - sh->start_ns) / 1000000u;
+}
+
+/* Messages sent and not settled yet (demo_pinger.c's accounting). */
+static uint64_t in_flight(const run_snapshot_t *snap)
+{
+    const uint64_t *t = snap->traffic;
+    uint64_t settled = t[CLI_TRAFFIC_ECHOED] + t[CLI_TRAFFIC_FAILED] + t[CLI_TRAFFIC_LOST];
+    return t[CLI_TRAFFIC_SENT] > settled ? t[CLI_TRAFFIC_SENT] - settled : 0;
 }
 
 /* Children running now: every start not yet matched by an exit. */
@@ -133,7 +156,19 @@ void run_status_draw(const run_snapshot_t *snap)
         if (n < sizeof line)                                                                       \
             n += (size_t)snprintf(line + n, sizeof line - n, __VA_ARGS__);                         \
     } while (0)
-    STATUS_APPEND("%s | up %" PRIu64, status.name, children_up(snap));
+    STATUS_APPEND("%s", status.name);
+    if (snap->traffic[CLI_TRAFFIC_PINGERS] > 0) {
+        const uint64_t *t = snap->traffic;
+        if (snap->link_state == NSYS_CLIENT_BACKOFF)
+            STATUS_APPEND(" | retry in %" PRIu64 "ms", snap->backoff_ms);
+        else
+            STATUS_APPEND(" | link %s", nsys_client_state_name(snap->link_state));
+        STATUS_APPEND(", %" PRIu64 " reconnects | sent %" PRIu64 " echoed %" PRIu64
+                      " failed %" PRIu64 " lost %" PRIu64,
+                      t[CLI_TRAFFIC_RECONNECTS], t[CLI_TRAFFIC_SENT], t[CLI_TRAFFIC_ECHOED],
+                      t[CLI_TRAFFIC_FAILED], t[CLI_TRAFFIC_LOST]);
+    }
+    STATUS_APPEND(" | up %" PRIu64, children_up(snap));
     for (size_t i = 0; i < RUN_NCOUNTERS; i++)
         if (counter_status[i] != NULL)
             STATUS_APPEND(" | %s %" PRIu64, counter_status[i], snap->counters[i]);
@@ -189,6 +224,9 @@ static void print_json(const run_outcome_t *out, const run_snapshot_t *snap)
         for (size_t i = 0; i < RUN_NCOUNTERS; i++)
             if (counter_json[i] != NULL)
                 cJSON_AddNumberToObject(o, counter_json[i], (double)snap->counters[i]);
+        for (size_t i = 0; i < CLI_NTRAFFIC; i++)
+            cJSON_AddNumberToObject(o, traffic_json[i], (double)snap->traffic[i]);
+        cJSON_AddNumberToObject(o, "in_flight", (double)in_flight(snap));
         cJSON_AddBoolToObject(o, "gave_up", out->stop == RUN_STOP_ROOT_EXIT);
         cJSON_AddNumberToObject(o, "exit_status", out->exit_status);
         text = cJSON_PrintUnformatted(o);
@@ -227,6 +265,11 @@ static void print_text(const run_outcome_t *out, const run_snapshot_t *snap)
     printf(" after %" PRIu64 ".%03u s\n", ms / 1000u, (unsigned)(ms % 1000u));
     for (size_t i = 0; i < RUN_NCOUNTERS; i++)
         printf("  %-18s %" PRIu64 "\n", counter_label[i], snap->counters[i]);
+    if (snap->traffic[CLI_TRAFFIC_PINGERS] > 0) {
+        for (size_t i = 0; i < CLI_NTRAFFIC; i++)
+            printf("  %-18s %" PRIu64 "\n", traffic_label[i], snap->traffic[i]);
+        printf("  %-18s %" PRIu64 "\n", "in flight", in_flight(snap));
+    }
     printf("  %-18s %s\n", "gave up", out->stop == RUN_STOP_ROOT_EXIT ? "yes" : "no");
     printf("  %-18s %d\n", "exit status", out->exit_status);
 }

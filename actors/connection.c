@@ -19,8 +19,12 @@
  * client reconnects. With the heartbeat on, zero-length frames from the
  * server are taken as pongs, not delivered.
  *
- * max_attempts counts consecutive failed connection attempts; losing an
- * established link is not an attempt (the next dials are).
+ * max_attempts counts consecutive failed connection attempts; losing a link
+ * counts as one only if it went down before it stayed up for the backoff's
+ * reset period (otherwise the count starts over).
+ *
+ * The first redial after a lost link waits a uniformly random part of the
+ * backoff's current delay (full jitter), the later ones the usual band.
  * Not for: servers (listener.c, session.c). */
 #include <netsys/client.h>
 #include <netsys/log.h>
@@ -53,7 +57,8 @@ typedef struct client {
     nsys_conn_t *conn;
     nsys_backoff_t bo;
     uint64_t backoff_ms;
-    uint32_t fails; /* consecutive failed connection attempts */
+    uint32_t fails; /* consecutive failed connection attempts (brief links included) */
+    uint64_t up_since_ms; /* when the current link came up */
     char peer[NSYS_NET_PEER_MAX];
     /* outbox ring */
     outmsg_t *ring;
@@ -243,14 +248,21 @@ static bool is_permanent(const client_t *c, int code)
     return false;
 }
 
-/* A failed attempt (`attempt`) or a lost link: back off, or give up. */
+/* A failed dial (`attempt`) or a lost link: back off, or give up. A link
+ * lost before it stayed up for the backoff's reset period counts as a
+ * failed attempt too (a server that accepts and drops at once must not keep
+ * a client with max_attempts forever); one that stayed up longer starts the
+ * count over. */
 static void failed(client_t *c, int code, const char *text, bool attempt)
 {
     c->st.failures++;
-    if (attempt)
+    bool counts = attempt || now_ms() - c->up_since_ms < c->bo.opts.reset_after_ms;
+    if (counts)
         c->fails++;
+    else
+        c->fails = 0;
     nsys_backoff_failure(&c->bo);
-    bool out_of_attempts = attempt && c->o.max_attempts > 0 && c->fails >= c->o.max_attempts;
+    bool out_of_attempts = counts && c->o.max_attempts > 0 && c->fails >= c->o.max_attempts;
     if (is_permanent(c, code) || out_of_attempts) {
         char why[NSYS_NET_MESSAGE_MAX];
         snprintf(why, sizeof why, "%s: %s", out_of_attempts ? "attempts exhausted" : "stop_on error",
@@ -261,7 +273,10 @@ static void failed(client_t *c, int code, const char *text, bool attempt)
         nsys_exit(c->ctx, code != 0 ? code : NSYS_EFAILED);
         return;
     }
-    c->backoff_ms = nsys_backoff_next(&c->bo);
+    /* The first redial after a lost link draws from all of [0, delay]: the
+     * clients of a server that went away all lose it at once, and in the
+     * symmetric band (+-20 %) they would come back together. */
+    c->backoff_ms = attempt ? nsys_backoff_next(&c->bo) : nsys_backoff_next_full_jitter(&c->bo);
     c->st.attempt = c->fails;
     c->st.backoff_ms = c->backoff_ms;
     c->state = NSYS_CLIENT_BACKOFF;
@@ -360,8 +375,7 @@ static void dial_done(void *ud, int status, int fd, const char *text)
     c->ping_at_ms = 0;
     NSYS_LOG(NSYS_LOG_INFO, "client %s: connected to %s", c->name, text);
     emit(c, NSYS_CLIENT_EV_CONNECTED, 0, 0, text);
-    c->fails = 0;
-    c->st.attempt = 0;
+    c->up_since_ms = now_ms(); /* fails starts over only if this link lasts */
     hand_over(c);
     nsys_io_leave(c->ctx);
 }
@@ -391,6 +405,23 @@ static void flush_hook(nsys_ctx_t *ctx, void *state)
 }
 
 /* ---- the actor ------------------------------------------------------------------------------------ */
+
+/* What a start can refuse before any actor exists (nsys_tcp_client_start)
+ * and init checks again (the behaviour spawned directly): 0, or NSYS_EINVAL
+ * with *why set. `bo` gets the backoff. */
+static int check_opts(const nsys_client_opts_t *o, nsys_backoff_t *bo, const char **why)
+{
+    nsys_backoff_opts_t defaults = nsys_backoff_grpc_defaults();
+    if (nsys_backoff_init(bo, &o->backoff, &defaults) != 0) {
+        *why = "invalid backoff options (multiplier below 1, jitter above 1, or initial above max)";
+        return NSYS_EINVAL;
+    }
+    if (o->heartbeat_ms > 0 && o->transport.codec != NSYS_CODEC_LENGTH) {
+        *why = "the heartbeat needs the length codec"; /* a raw stream has no empty message */
+        return NSYS_EINVAL;
+    }
+    return 0;
+}
 
 static int client_init(nsys_ctx_t *ctx, void *state, void *args)
 {
@@ -426,13 +457,8 @@ static int client_init(nsys_ctx_t *ctx, void *state, void *args)
         c->o.outbox_max_bytes = NSYS_CLIENT_OUTBOX_BYTES_DEFAULT;
     if (c->o.heartbeat_ms > 0 && c->o.heartbeat_timeout_ms == 0)
         c->o.heartbeat_timeout_ms = c->o.heartbeat_ms;
-    nsys_backoff_opts_t defaults = nsys_backoff_grpc_defaults();
-    int rc = nsys_backoff_init(&c->bo, &o->backoff, &defaults);
-    const char *bad = rc != 0 ? "invalid backoff options" : NULL;
-    if (c->o.heartbeat_ms > 0 && c->o.transport.codec != NSYS_CODEC_LENGTH) {
-        rc = NSYS_EINVAL; /* a raw stream has no empty message to ping with */
-        bad = "the heartbeat needs the length codec";
-    }
+    const char *bad = NULL;
+    int rc = check_opts(o, &c->bo, &bad);
     if (rc != 0) {
         NSYS_LOG(NSYS_LOG_ERROR, "client %s: %s", c->name, bad);
         free(c->name);
@@ -528,7 +554,7 @@ static int client_handle(nsys_ctx_t *ctx, void *state, nsys_msg_t *msg)
     case NSYS_MSG_CLIENT_STATS: {
         nsys_client_stats_t st = c->st;
         st.state = c->state;
-        st.attempt = c->bo.attempt;
+        st.attempt = c->fails;
         st.outbox_messages = c->count;
         st.outbox_bytes = c->bytes;
         nsys_send(c->rt, msg->from, NSYS_MSG_CLIENT_STATS, &st, sizeof st);
@@ -596,6 +622,12 @@ int nsys_tcp_client_start(nsys_runtime_t *rt, const nsys_client_opts_t *opts, ns
 {
     if (rt == NULL || opts == NULL || opts->host == NULL || opts->port == 0) {
         nsys__net_set_error("nsys_tcp_client_start: host and port are required");
+        return NSYS_EINVAL;
+    }
+    nsys_backoff_t scratch;
+    const char *why = NULL;
+    if (check_opts(opts, &scratch, &why) != 0) {
+        nsys__net_set_error("nsys_tcp_client_start: %s", why);
         return NSYS_EINVAL;
     }
     /* init runs later, on the client's scheduler: give it options that

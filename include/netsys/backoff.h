@@ -5,10 +5,16 @@
  * jitter: uniformly in [delay * (1 - jitter), delay * (1 + jitter)], as in
  * gRPC's connection backoff. So no delay ever exceeds max * (1 + jitter).
  * After the guarded thing has been stable for `reset_after_ms` the sequence
- * starts again from `initial`.
+ * starts again from `initial`. nsys_backoff_next_full_jitter draws from
+ * [0, delay(n)] instead, for a retry that many peers would otherwise make
+ * together.
  *
- * The clock and the random source are injectable so tests are exact. A
- * backoff is plain data owned by its user: no threads, no allocation.
+ * The clock and the random source are injectable so tests are exact. The
+ * built-in random source is seeded per backoff from the clock, the
+ * backoff's address and a process-wide counter, mixed, so backoffs set up
+ * in the same instant (a thousand clients started at once) draw unrelated
+ * delays. A backoff is plain data owned by its user: no threads, no
+ * allocation.
  */
 #ifndef NETSYS_BACKOFF_H
 #define NETSYS_BACKOFF_H
@@ -61,13 +67,22 @@ int nsys_backoff_init(nsys_backoff_t *b, const nsys_backoff_opts_t *opts,
 nsys_backoff_opts_t nsys_backoff_grpc_defaults(void);
 
 /* Replaces the clock and/or random source (NULL keeps the built-in one: a
- * monotonic clock and a per-backoff xorshift seeded from the clock). */
+ * monotonic clock and a per-backoff xorshift, seeded as said above). */
 void nsys_backoff_set_sources(nsys_backoff_t *b, nsys_backoff_clock_fn clock,
                               nsys_backoff_random_fn random, void *userdata);
 
 /* The next delay in ms; advances the sequence. If the guarded thing had been
  * stable for reset_after_ms since nsys_backoff_success, starts over first. */
 uint64_t nsys_backoff_next(nsys_backoff_t *b);
+
+/* The next delay drawn uniformly from the whole of [0, delay(n)] (whole
+ * milliseconds, both ends included: "full jitter") instead of the symmetric
+ * band; advances the sequence as nsys_backoff_next does. For the retry that
+ * every peer of one failed thing makes at the same moment (the clients of a
+ * server that went away): spread over the whole period they come back
+ * evenly, not in a burst. Without jitter (NSYS_BACKOFF_NO_JITTER) it is
+ * delay(n). */
+uint64_t nsys_backoff_next_full_jitter(nsys_backoff_t *b);
 
 /* Marks the guarded thing as established now (a connect completed, a child
  * started); the sequence resets once it stays so for reset_after_ms. */

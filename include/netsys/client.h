@@ -21,10 +21,27 @@
  * (Sends still in the mailbox when the actor exits are dropped with it, as
  * any message to a dead actor is: they were never counted as sent.)
  *
- * max_attempts counts consecutive failed connection attempts; losing a link
- * that was up is not an attempt (the dials after it are).
+ * max_attempts counts consecutive failed connection attempts. A link that
+ * goes down before it has stayed up for the backoff's reset_after_ms (10 s
+ * by default) counts as a failed attempt too, so a server that accepts and
+ * drops (or resets) every connection at once is given up on like one that
+ * refuses; a link that stayed up longer starts the count over.
  *
- * Heartbeat (length codec only; init fails with NSYS_EINVAL otherwise):
+ * Redialling after a lost link: the first dial waits a uniformly random
+ * delay in [0, d] ("full jitter"), d being the backoff's current delay:
+ * `initial` (1 s by default) after the first link or one that stayed up for
+ * reset_after_ms (10 s); after a link that went down sooner, d goes on from
+ * where the earlier retries left it, so a server that accepts and drops at
+ * once is still backed off from. The clients of one server that restarts
+ * all lose it in the same instant; this way they come back spread evenly
+ * over the whole period instead of in a burst. Failed dials after that wait
+ * the usual symmetric band, d * (1 +- jitter). With jitter off
+ * (NSYS_BACKOFF_NO_JITTER) every delay is d. Each client's random source is
+ * seeded on its own (see backoff.h): clients started together do not draw
+ * alike.
+ *
+ * Heartbeat (length codec only; nsys_tcp_client_start refuses it with
+ * NSYS_EINVAL otherwise, as it refuses invalid backoff options):
  * after heartbeat_ms without a message from the server the client sends a
  * zero-length frame; with no message back within heartbeat_timeout_ms the
  * link is declared dead and the client reconnects. The server must answer an
@@ -68,7 +85,8 @@ typedef enum nsys_client_event_kind {
     NSYS_CLIENT_EV_CONNECTED = 1,    /* peer: the address; attempt: attempts it took (>= 1) */
     NSYS_CLIENT_EV_DISCONNECTED = 2, /* code/message: why the link went */
     NSYS_CLIENT_EV_RETRYING = 3,     /* code/message: what failed; attempt: consecutive failed
-                                        attempts (0 after a lost link); next in delay_ms */
+                                        attempts (0 after a link that had stayed up); next
+                                        in delay_ms */
     NSYS_CLIENT_EV_GAVE_UP = 4,      /* the actor exits with code */
     NSYS_CLIENT_EV_SEND_FAILED = 5   /* message number msg_id failed: code/message */
 } nsys_client_event_kind_t;
@@ -142,7 +160,10 @@ typedef struct nsys_client_opts {
  * strings and the stop_on list included) and starts connecting. */
 extern const nsys_behaviour_t nsys_client_behaviour;
 
-/* Spawns a client (from any thread). It starts connecting at once. */
+/* Spawns a client (from any thread). It starts connecting at once.
+ * NSYS_EINVAL (nothing started; nsys_net_last_error() says why) without a
+ * host or port, with invalid backoff options, or with a heartbeat on a codec
+ * other than length. */
 int nsys_tcp_client_start(nsys_runtime_t *rt, const nsys_client_opts_t *opts, nsys_ref_t *ref);
 
 /* Stops it: the connection closes, waiting messages fail (reported), the

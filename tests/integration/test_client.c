@@ -8,132 +8,48 @@
 
 #include <inttypes.h>
 
+#include "common/client_fixture.h"
 #include "common/net.h"
 #include "common/probe.h"
 
 #define TO 120
 
-/* ---- what the client's callbacks saw ---------------------------------------------- */
-
-typedef struct seen {
-    pthread_mutex_t mu;
-    atomic_int connected, disconnected, retrying, gave_up, send_failed;
-    atomic_int last_code, gave_up_code;
-    atomic_uint_fast64_t received, bytes;
-    uint64_t next_seq;   /* echoes carry a sequence number; must arrive in order */
-    atomic_int out_of_order;
-    char last_text[NSYS_NET_MESSAGE_MAX];
-} seen_t;
-
-static void seen_init(seen_t *s)
-{
-    memset(s, 0, sizeof *s);
-    pthread_mutex_init(&s->mu, NULL);
-}
-
-static void on_message(nsys_runtime_t *rt, nsys_ref_t client, const uint8_t *data, size_t len,
-                       void *ud)
-{
-    (void)rt, (void)client;
-    seen_t *s = ud;
-    if (len >= 8) {
-        uint64_t seq;
-        memcpy(&seq, data, sizeof seq);
-        pthread_mutex_lock(&s->mu);
-        if (seq != s->next_seq)
-            atomic_store(&s->out_of_order, 1);
-        s->next_seq = seq + 1;
-        pthread_mutex_unlock(&s->mu);
-    }
-    atomic_fetch_add(&s->received, 1);
-    atomic_fetch_add(&s->bytes, len);
-}
-
-static void on_event(nsys_runtime_t *rt, const nsys_client_event_t *ev, void *ud)
-{
-    (void)rt;
-    seen_t *s = ud;
-    atomic_store(&s->last_code, ev->code);
-    pthread_mutex_lock(&s->mu);
-    snprintf(s->last_text, sizeof s->last_text, "%s", ev->message);
-    pthread_mutex_unlock(&s->mu);
-    switch (ev->kind) {
-    case NSYS_CLIENT_EV_CONNECTED:
-        atomic_fetch_add(&s->connected, 1);
-        break;
-    case NSYS_CLIENT_EV_DISCONNECTED:
-        atomic_fetch_add(&s->disconnected, 1);
-        break;
-    case NSYS_CLIENT_EV_RETRYING:
-        atomic_fetch_add(&s->retrying, 1);
-        break;
-    case NSYS_CLIENT_EV_GAVE_UP:
-        atomic_store(&s->gave_up_code, ev->code);
-        atomic_fetch_add(&s->gave_up, 1);
-        break;
-    case NSYS_CLIENT_EV_SEND_FAILED:
-        atomic_fetch_add(&s->send_failed, 1);
-        break;
-    }
-}
-
-static void last_text(seen_t *s, char *out, size_t len)
-{
-    pthread_mutex_lock(&s->mu);
-    snprintf(out, len, "%s", s->last_text);
-    pthread_mutex_unlock(&s->mu);
-}
-
-/* ---- fixtures --------------------------------------------------------------------------- */
+/* ---- fixtures (the shared parts are in common/client_fixture.h) ------------------------- */
 
 static nsys_runtime_t *rt;
-static seen_t seen;
+static t_client_seen_t seen;
 
 static void new_runtime(void)
 {
     nsys_runtime_opts_t o = NSYS_RUNTIME_OPTS_DEFAULTS;
     o.schedulers = 2;
     cr_assert_eq(nsys_runtime_new(&o, &rt), 0);
-    seen_init(&seen);
+    cr_assert(t_client_seen_init(&seen, 0));
 }
 
 static void finish(void)
 {
     nsys_runtime_stop(rt);
     T_RUNTIME_FREE(rt);
+    t_client_seen_destroy(&seen);
 }
 
 static nsys_ref_t echo_server(uint16_t port, uint16_t *bound)
 {
-    nsys_listener_opts_t o = t_listener_opts(&nsys_handler_echo);
-    o.port = port;
-    nsys_listener_info_t info;
     nsys_ref_t l;
-    int rc = nsys_listener_start(rt, &o, &l, &info);
+    int rc = t_echo_listener_start(rt, port, &l, bound);
     cr_assert_eq(rc, 0, "listener on %u: %s", (unsigned)port, nsys_net_last_error());
-    if (bound != NULL)
-        *bound = info.port;
     return l;
 }
 
 static void stop_and_wait(nsys_ref_t l)
 {
-    cr_assert_eq(nsys_listener_stop(rt, l), 0);
-    T_ASSERT_EVENTUALLY(!nsys_is_alive(rt, l));
+    cr_assert(t_listener_stop_wait(rt, l, T_WAIT_MS), "the listener did not stop");
 }
 
 static nsys_client_opts_t client_opts(uint16_t port)
 {
-    nsys_client_opts_t o = NSYS_CLIENT_OPTS_DEFAULTS;
-    o.name = "test-client";
-    o.host = "127.0.0.1";
-    o.port = port;
-    o.backoff.initial_ms = 5;
-    o.backoff.max_ms = 20;
-    o.on_message = on_message;
-    o.on_event = on_event;
-    o.user_data = &seen;
-    return o;
+    return t_client_opts(port, &seen);
 }
 
 static nsys_client_stats_t stats(nsys_ref_t c)
@@ -141,14 +57,6 @@ static nsys_client_stats_t stats(nsys_ref_t c)
     nsys_client_stats_t st;
     cr_assert_eq(nsys_client_stats(rt, c, &st), 0);
     return st;
-}
-
-static int send_seq(nsys_ref_t c, uint64_t seq)
-{
-    uint8_t msg[16];
-    memcpy(msg, &seq, sizeof seq);
-    memset(msg + 8, 0xAB, 8);
-    return nsys_net_send(rt, c, msg, sizeof msg);
 }
 
 /* ---- tests ---------------------------------------------------------------------------------- */
@@ -163,7 +71,7 @@ Test(client, connects_sends_and_receives_echoes_in_order, .timeout = TO)
     cr_assert_eq(nsys_tcp_client_start(rt, &o, &c), 0);
     T_ASSERT_EVENTUALLY(atomic_load(&seen.connected) == 1);
     for (uint64_t i = 0; i < 1000; i++)
-        cr_assert_eq(send_seq(c, i), 0);
+        cr_assert_eq(t_client_send_seq(rt, c, i), 0);
     T_ASSERT_EVENTUALLY(atomic_load(&seen.received) == 1000, "got %" PRIu64,
                         (uint64_t)atomic_load(&seen.received));
     cr_assert_eq(atomic_load(&seen.out_of_order), 0);
@@ -188,7 +96,7 @@ Test(client, messages_sent_while_down_wait_and_flush_in_order_after_connect, .ti
     T_ASSERT_EVENTUALLY(atomic_load(&seen.retrying) >= 2);
     cr_assert_eq(atomic_load(&seen.last_code), UV_ECONNREFUSED);
     for (uint64_t i = 0; i < 100; i++)
-        cr_assert_eq(send_seq(c, i), 0);
+        cr_assert_eq(t_client_send_seq(rt, c, i), 0);
     T_ASSERT_EVENTUALLY(stats(c).outbox_messages == 100);
     cr_assert_eq(stats(c).written, 0);
     echo_server(port, NULL);
@@ -265,10 +173,10 @@ Test(client, accounting_holds_when_the_server_restarts_under_load, .timeout = TO
     uint64_t sent = 0;
     for (int round = 0; round < 10; round++) {
         for (int i = 0; i < 200; i++, sent++)
-            cr_assert_eq(send_seq(c, sent), 0);
+            cr_assert_eq(t_client_send_seq(rt, c, sent), 0);
         stop_and_wait(l);
         for (int i = 0; i < 200; i++, sent++)
-            cr_assert_eq(send_seq(c, sent), 0);
+            cr_assert_eq(t_client_send_seq(rt, c, sent), 0);
         l = echo_server(port, NULL);
         int want = round + 2;
         T_ASSERT_EVENTUALLY(atomic_load(&seen.connected) >= want);
@@ -299,7 +207,7 @@ Test(client, gives_up_after_max_attempts_with_the_last_error, .timeout = TO)
     cr_assert_eq(atomic_load(&seen.gave_up_code), UV_ECONNREFUSED);
     T_ASSERT_EVENTUALLY(!nsys_is_alive(rt, c));
     char text[NSYS_NET_MESSAGE_MAX];
-    last_text(&seen, text, sizeof text);
+    t_client_seen_last_text(&seen, text, sizeof text);
     cr_assert(strstr(text, "refused") != NULL, "text: %s", text);
     finish();
 }
@@ -324,18 +232,10 @@ Test(client, stop_on_ends_at_the_first_matching_error, .timeout = TO)
 Test(client, connect_timeout_fires_at_the_configured_time, .timeout = TO)
 {
     new_runtime();
-    /* A listener that never accepts, its backlog filled: further SYNs are
-     * dropped, so a connect can only time out. */
-    int lfd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    cr_assert_eq(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
-    cr_assert_eq(listen(lfd, 0), 0);
-    socklen_t alen = sizeof a;
-    getsockname(lfd, (struct sockaddr *)&a, &alen);
-    uint16_t port = ntohs(a.sin_port);
-    int fillers[4];
-    for (int i = 0; i < 4; i++)
-        fillers[i] = t_tcp_connect_ex("127.0.0.1", port, 300, NULL);
+    t_syn_sink_t sink;
+    int rc = t_syn_sink_open(&sink);
+    cr_assert_eq(rc, 0, "no silent listener: %s", strerror(-rc));
+    uint16_t port = sink.port;
     nsys_client_opts_t o = client_opts(port);
     o.connect_timeout_ms = 400;
     o.max_attempts = 1;
@@ -348,12 +248,9 @@ Test(client, connect_timeout_fires_at_the_configured_time, .timeout = TO)
     cr_assert_geq(took, 360, "timed out after %" PRIu64 " ms, before 400 - 10 %%", took);
     cr_assert_leq(took, T_SANITIZED ? 2000 : 800, "timed out after %" PRIu64 " ms", took);
     char text[NSYS_NET_MESSAGE_MAX];
-    last_text(&seen, text, sizeof text);
+    t_client_seen_last_text(&seen, text, sizeof text);
     cr_assert(strstr(text, "timed out after 400 ms") != NULL, "text: %s", text);
-    for (int i = 0; i < 4; i++)
-        if (fillers[i] >= 0)
-            close(fillers[i]);
-    close(lfd);
+    t_syn_sink_close(&sink);
     finish();
 }
 
@@ -392,12 +289,19 @@ Test(client, a_heartbeat_without_the_length_codec_is_refused_at_start, .timeout 
     nsys_client_opts_t o = client_opts(port);
     o.transport.codec = NSYS_CODEC_RAW;
     o.heartbeat_ms = 100;
-    nsys_ref_t c;
-    cr_assert_eq(nsys_tcp_client_start(rt, &o, &c), 0);
-    T_ASSERT_EVENTUALLY(!nsys_is_alive(rt, c), "a raw client with a heartbeat started");
+    nsys_ref_t c = NSYS_REF_NONE;
+    cr_assert_eq(nsys_tcp_client_start(rt, &o, &c), NSYS_EINVAL);
+    cr_assert_str_eq(nsys_net_last_error(),
+                     "nsys_tcp_client_start: the heartbeat needs the length codec");
+    /* Bad backoff options are refused the same way, before any actor. */
+    o = client_opts(port);
+    o.backoff.multiplier = 0.5;
+    cr_assert_eq(nsys_tcp_client_start(rt, &o, &c), NSYS_EINVAL);
+    cr_assert(strstr(nsys_net_last_error(), "invalid backoff options") != NULL, "%s",
+              nsys_net_last_error());
     nsys_metrics_t m;
     cr_assert_eq(nsys_metrics_get(rt, &m), 0);
-    cr_assert_eq(m.actors_failed, 1, "its init must fail");
+    cr_assert_eq(m.actors_failed, 0, "no actor was started");
     cr_assert_eq(atomic_load(&seen.connected), 0);
     nsys_listener_info_t li;
     cr_assert_eq(nsys_listener_info(rt, l, &li), 0);
@@ -412,14 +316,44 @@ Test(client, max_attempts_counts_failed_dials_not_a_lost_link, .timeout = TO)
     nsys_ref_t l = echo_server(0, &port);
     nsys_client_opts_t o = client_opts(port);
     o.max_attempts = 2;
+    o.backoff.reset_after_ms = 50;
     nsys_ref_t c;
     cr_assert_eq(nsys_tcp_client_start(rt, &o, &c), 0);
     T_ASSERT_EVENTUALLY(atomic_load(&seen.connected) == 1);
-    /* The link goes: that is not an attempt. Two refused dials are. */
+    /* The link stays up past reset_after_ms (a stable link: the time is the
+     * condition here, not an event), then goes: that is not an attempt. Two
+     * refused dials are. */
+    uint64_t up_at = t_now_ms();
+    T_WAIT(t_now_ms() - up_at > 2 * o.backoff.reset_after_ms, T_WAIT_MS);
     stop_and_wait(l);
     T_ASSERT_EVENTUALLY(atomic_load(&seen.gave_up) == 1);
     cr_assert_eq(atomic_load(&seen.disconnected), 1);
     cr_assert_eq(atomic_load(&seen.retrying), 2, "retries: one after the loss, one after dial 1");
     cr_assert_eq(atomic_load(&seen.gave_up_code), UV_ECONNREFUSED);
+    finish();
+}
+
+/* A server that accepts and resets every connection at once (a proxy
+ * refusing) is given up on like one that refuses: a link lost before it
+ * stayed up for reset_after_ms is a failed attempt. */
+Test(client, links_lost_at_once_count_as_failed_attempts, .timeout = TO)
+{
+    new_runtime();
+    nsys_proxy_opts_t po = NSYS_PROXY_OPTS_DEFAULTS;
+    po.upstream_host = "127.0.0.1";
+    po.upstream_port = 9;
+    po.faults.refuse = true;
+    nsys_ref_t proxy;
+    nsys_proxy_stats_t ps;
+    cr_assert_eq(nsys_proxy_start(rt, &po, &proxy, &ps), 0, "%s", nsys_net_last_error());
+    nsys_client_opts_t o = client_opts(ps.port);
+    o.max_attempts = 3;
+    nsys_ref_t c;
+    cr_assert_eq(nsys_tcp_client_start(rt, &o, &c), 0);
+    T_ASSERT_EVENTUALLY(atomic_load(&seen.gave_up) == 1, "the client never gave up");
+    cr_assert_eq(atomic_load(&seen.gave_up_code), UV_ECONNRESET, "gave up with %s",
+                 nsys_strerror(atomic_load(&seen.gave_up_code)));
+    cr_assert_leq(atomic_load(&seen.connected), 3, "%d links", atomic_load(&seen.connected));
+    T_ASSERT_EVENTUALLY(!nsys_is_alive(rt, c));
     finish();
 }

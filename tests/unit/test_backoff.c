@@ -2,7 +2,9 @@
  * jittered delay stays within its bounds, the un-jittered sequence is
  * initial * multiplier^n capped at max, the random source and the clock are
  * injectable and give exact results, a stable period resets the sequence,
- * the gRPC defaults, and option validation. Pure arithmetic: no runtime. */
+ * full jitter covers [0, delay], backoffs made together draw unrelated
+ * delays, the gRPC defaults, and option validation. Pure arithmetic: no
+ * runtime. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -174,6 +176,78 @@ Test(backoff, the_built_in_random_source_comes_back_after_set_sources_with_null)
     }
     cr_assert(spread, "with the built-in source not every draw is the bottom of the band");
     cr_assert_eq(f.random_calls, 1, "the fake source was not used after it was replaced");
+}
+
+/* ---- full jitter ------------------------------------------------------------------------- */
+
+Test(backoff, full_jitter_draws_from_zero_to_the_delay_and_advances_the_sequence)
+{
+    fake_t f = {.now_ms = 1, .random = 0};
+    nsys_backoff_t b;
+    init_fake(&b, &f, opts_of(1000, 120000, 1.6, 0.2, 10000));
+    cr_assert_eq(nsys_backoff_next_full_jitter(&b), 0, "u = 0: no wait at all");
+    cr_assert_eq(f.random_calls, 1, "one random draw per delay");
+    f.random = UINT64_MAX;
+    cr_assert_eq(nsys_backoff_next_full_jitter(&b), 1600, "u -> 1: the whole delay (1600)");
+    f.random = UINT64_C(1) << 63;
+    cr_assert_eq(nsys_backoff_next_full_jitter(&b), 1280, "u = 1/2: half of 2560");
+    cr_assert_eq(b.attempt, 3);
+    f.random = 0;
+    cr_assert_eq(nsys_backoff_next(&b), 3277, "the symmetric band goes on from 4096");
+}
+
+Test(backoff, full_jitter_without_jitter_is_the_plain_delay)
+{
+    fake_t f = {.now_ms = 1, .random = 0};
+    nsys_backoff_t b;
+    init_fake(&b, &f, opts_of(100, 1000, 2.0, NSYS_BACKOFF_NO_JITTER, 10000));
+    cr_assert_eq(nsys_backoff_next_full_jitter(&b), 100);
+    cr_assert_eq(nsys_backoff_next_full_jitter(&b), 200);
+    cr_assert_eq(f.random_calls, 0);
+}
+
+Test(backoff, full_jitter_with_the_built_in_source_covers_the_whole_range)
+{
+    nsys_backoff_t b;
+    nsys_backoff_opts_t o = opts_of(1000, 1000, 1.0, 0.2, 10000);
+    cr_assert_eq(nsys_backoff_init(&b, &o, NULL), 0);
+    unsigned tenths[10] = {0};
+    for (int i = 0; i < 10000; i++) {
+        uint64_t got = nsys_backoff_next_full_jitter(&b);
+        cr_assert_leq(got, 1000, "draw %d: %llu", i, (unsigned long long)got);
+        tenths[got < 1000 ? got / 100 : 9]++;
+    }
+    for (int t = 0; t < 10; t++) /* 1000 expected in each; 4.7 sigma is 150 */
+        cr_assert(tenths[t] > 850 && tenths[t] < 1150, "[%d00, %d00) ms holds %u of 10000", t,
+                  t + 1, tenths[t]);
+}
+
+/* ---- seeding ------------------------------------------------------------------------------ */
+
+/* What a thousand clients started at once do: set up their backoffs in
+ * the same instant, side by side in memory, and draw their first delay. */
+Test(backoff, backoffs_set_up_together_draw_unrelated_delays)
+{
+    enum { N = 1000 };
+    static nsys_backoff_t b[N];
+    uint64_t d[N];
+    nsys_backoff_opts_t o = opts_of(1000, 120000, 1.6, 0.2, 10000);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(nsys_backoff_init(&b[i], &o, NULL), 0);
+    for (int i = 0; i < N; i++)
+        d[i] = nsys_backoff_next_full_jitter(&b[i]);
+    unsigned tenths[10] = {0}, close_neighbours = 0;
+    for (int i = 0; i < N; i++) {
+        tenths[d[i] < 1000 ? d[i] / 100 : 9]++;
+        if (i > 0 && (d[i] > d[i - 1] ? d[i] - d[i - 1] : d[i - 1] - d[i]) < 20)
+            close_neighbours++;
+    }
+    for (int t = 0; t < 10; t++) /* 100 expected in each */
+        cr_assert_lt(tenths[t], 200, "[%d00, %d00) ms holds %u of %d first delays", t, t + 1,
+                     tenths[t], N);
+    /* Independent draws: a neighbour within 20 ms about 4 % of the time. */
+    cr_assert_lt(close_neighbours, 120, "%u of %d neighbours drew within 20 ms of each other",
+                 close_neighbours, N - 1);
 }
 
 /* ---- injectable clock: the stable period -------------------------------------------------- */

@@ -31,9 +31,10 @@
 static const char *const listener_keys[] = {"host",      "port",      "backlog",
                                             "reuseaddr", "reuseport", "max_sessions",
                                             "handler",   "transport", "accept_backoff_max"};
-static const char *const transport_keys[] = {"codec",        "max_payload", "write_high",
-                                             "write_low",    "read_high",   "read_low",
-                                             "idle_timeout", "nodelay",     "keepalive"};
+static const char *const transport_keys[] = {"codec",     "max_payload", "write_high",
+                                             "write_low", "write_limit", "read_high",
+                                             "read_low",  "idle_timeout", "nodelay",
+                                             "keepalive"};
 /* Indexed by nsys_codec_t. */
 static const char *const codec_names[] = {"length", "raw"};
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -125,6 +126,29 @@ void nsys__config_read_transport(const cJSON *t, const char *path, nsys_config_d
                      NSYS_TRANSPORT_READ_HIGH_DEFAULT);
     o->write_high = (size_t)wh;
     o->write_low = (size_t)wl;
+
+    /* The hard cap must leave room to pause reading first: at least twice
+     * the (effective) write_high. */
+    uint64_t lim = 0;
+    if (nsys_config_arg_size(t, path, "write_limit", 1, WATERMARK_MAX, &lim, d) == 0) {
+        uint64_t eff_high = whrc == 0 ? wh : NSYS_TRANSPORT_WRITE_HIGH_DEFAULT;
+        if (whrc != NSYS_EINVAL && lim < 2 * eff_high) {
+            nsys__text_t m;
+            nsys__text_init(&m);
+            nsys__text_puts(&m, whrc == 0 ? "a size of at least twice \"write_high\" ("
+                                           : "a size of at least twice the default write_high (");
+            nsys__text_size(&m, 2 * eff_high);
+            nsys__text_puts(&m, ")");
+            char *at = nsys_config_path_key(path, "write_limit");
+            nsys_config_expected(d, at != NULL ? at : path,
+                                 cJSON_GetObjectItemCaseSensitive(t, "write_limit"), "%s",
+                                 m.buf != NULL ? m.buf : "a larger size");
+            nsys_free(at);
+            nsys__text_free(&m);
+        } else {
+            o->write_limit = (size_t)lim;
+        }
+    }
     o->read_high = (size_t)rh;
     o->read_low = (size_t)rl;
 

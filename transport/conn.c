@@ -17,7 +17,8 @@
  *
  * Back-pressure, both sides. Past write_high queued bytes the connection
  * stops reading until the queue drains to write_low (a peer that does not
- * read cannot make us buffer without bound). Read buffers are tracked
+ * read cannot make us buffer replies without bound); a send that would pass
+ * write_limit (pushes the peer does not read) ends the connection. Read buffers are tracked
  * (nsys_buf_track): past read_high bytes still held by receivers, wherever
  * they are (a mailbox, a handler that kept them), reading pauses; the thread
  * that releases enough of them sends NSYS_MSG_NET_RESUME to the owner.
@@ -82,7 +83,7 @@ typedef struct idle {
 struct nsys_conn {
     uv_tcp_t tcp;
     idle_t *idle;                            /* only with idle_timeout_ms */
-    size_t write_high, write_low, read_high; /* resolved options */
+    size_t write_high, write_low, read_high, write_limit; /* resolved options */
     const nsys_conn_events_t *ev;            /* the owner's table (static) */
     void *ud;
     nsys_layer_t *bottom; /* the lowest layer (the codec when there are no filters) */
@@ -172,6 +173,10 @@ void nsys_transport_opts_resolve(const nsys_transport_opts_t *in, nsys_transport
         o.read_high = NSYS_TRANSPORT_READ_HIGH_DEFAULT;
     if (o.read_low == 0 || o.read_low >= o.read_high)
         o.read_low = o.read_high / 4;
+    if (o.write_limit == 0)
+        o.write_limit = NSYS_TRANSPORT_WRITE_LIMIT_DEFAULT;
+    if (o.write_limit < 2 * o.write_high)
+        o.write_limit = 2 * o.write_high; /* room to pause before the cap */
     *out = o;
 }
 
@@ -543,6 +548,13 @@ static int wq_push(nsys_conn_t *c, nsys_buf_t *buf, const uint8_t *data, size_t 
 {
     if (len == 0)
         return 0;
+    if (len > c->write_limit - c->wq_bytes) { /* wq_bytes never passes write_limit */
+        nsys_conn_fail(c, NSYS_ENOBUFS,
+                       "write queue over its limit (%zu + %zu > %zu bytes): the peer is not "
+                       "reading",
+                       c->wq_bytes, len, c->write_limit);
+        return NSYS_ENOBUFS;
+    }
     if (wq_reserve(c) != 0) /* first: nothing is counted for bytes not queued */
         return NSYS_ENOMEM;
     if (buf == NULL && len <= COPY_MAX) {
@@ -848,6 +860,7 @@ int nsys_conn_open_fd(uv_loop_t *loop, int fd, const nsys_transport_opts_t *opts
     memcpy(c->peer, peer, peer_size);
     c->write_high = o.write_high;
     c->write_low = o.write_low;
+    c->write_limit = o.write_limit;
     c->read_high = o.read_high;
     atomic_init(&f->refs, 1);
     f->low = o.read_low;

@@ -28,6 +28,7 @@ extern "C" {
 #define NSYS_ETIMEDOUT UV_ETIMEDOUT
 #define NSYS_EMSGSIZE UV_EMSGSIZE
 #define NSYS_ENOSPC UV_ENOSPC
+#define NSYS_ENOBUFS UV_ENOBUFS
 #define NSYS_ERANGE UV_ERANGE
 
 /* netsys's own codes. */

@@ -7,7 +7,8 @@
  * exactly when that session's DOWN arrives, so none is forgotten, and when
  * the listener goes (stopped, failed or killed) every session is shut down
  * with it (a session may finish its terminate a moment after the
- * listener's). Accept errors (EMFILE, ENFILE, ENOBUFS) never kill it: it
+ * listener's). Accept errors (EMFILE, ENFILE, ENOBUFS, ENOMEM, any error
+ * that is not about one connection) never kill it: it
  * pauses accepting with a backoff, logs once per episode (naming
  * `ulimit -n` as the fix for descriptor exhaustion) and resumes.
  *
@@ -22,9 +23,11 @@
  * gracefully; NSYS_ETIMEDOUT after an idle timeout; the error otherwise
  * (UV_ECONNRESET, NSYS_EMSGSIZE, ...).
  *
- * A session whose reading is paused by back-pressure (its peer does not read,
- * or its receivers hold read_high bytes) learns that the peer left only when
- * it reads again; an idle_timeout bounds how long such a session can wait.
+ * A session whose reading is paused by back-pressure learns that the peer
+ * left only when it reads again. When its peer does not read, an
+ * idle_timeout bounds how long it waits (a write that makes no progress is
+ * not activity). When its own receivers hold read_high bytes it is not
+ * idle, whatever the peer does: it resumes when they let go.
  */
 #ifndef NETSYS_NET_H
 #define NETSYS_NET_H
@@ -200,7 +203,8 @@ extern const nsys_behaviour_t nsys_listener_behaviour;
  * which /etc/hosts answers). On failure nothing was
  * spawned and nsys_net_last_error() says what and how to fix it:
  *   "127.0.0.1:8080: address already in use: another process (or another
- *    listener) holds it; stop it, pick another port, or set reuseport"
+ *    listener) holds it; stop it, pick another port, or set reuseport on
+ *    every listener that shares it"
  * `info` (may be NULL) gets the bound address and port. */
 int nsys_listener_start(nsys_runtime_t *rt, const nsys_listener_opts_t *opts, nsys_ref_t *out,
                         nsys_listener_info_t *info);

@@ -52,6 +52,7 @@ typedef enum nsys_codec {
 /* Defaults (0 in a field means its default). */
 #define NSYS_TRANSPORT_WRITE_HIGH_DEFAULT (1024u * 1024u)    /* 1 MiB queued to the peer */
 #define NSYS_TRANSPORT_READ_HIGH_DEFAULT (4u * 1024u * 1024u) /* 4 MiB held by the receiver */
+#define NSYS_TRANSPORT_WRITE_LIMIT_DEFAULT (64u * 1024u * 1024u) /* 64 MiB: then the peer goes */
 #define NSYS_TRANSPORT_READ_CHUNK 65536u                       /* size of a read buffer */
 
 typedef struct nsys_transport_opts {
@@ -78,8 +79,17 @@ typedef struct nsys_transport_opts {
     bool nagle;
     /* TCP keepalive probes after this many idle seconds; 0: off. */
     unsigned keepalive_s;
+    /* Hard cap on the bytes waiting to be written. write_high stops reading
+     * from the peer, which bounds what replies to it can queue; sends that
+     * do not answer reads (pushes from other actors) are not slowed by it.
+     * A send that would take the queue past write_limit ends the connection
+     * instead, with NSYS_ENOBUFS and "write queue over its limit (QUEUED +
+     * LEN > LIMIT bytes): the peer is not reading", as Redis drops a client
+     * past its output-buffer hard limit. 0: 64 MiB, or 2 x write_high if
+     * that is more. */
+    size_t write_limit;
 } nsys_transport_opts_t;
-#define NSYS_TRANSPORT_OPTS_DEFAULTS {NSYS_CODEC_LENGTH, 0, 0, 0, 0, 0, 0, false, 0}
+#define NSYS_TRANSPORT_OPTS_DEFAULTS {NSYS_CODEC_LENGTH, 0, 0, 0, 0, 0, 0, false, 0, 0}
 
 /* The effective values after the 0-means-default rules. */
 void nsys_transport_opts_resolve(const nsys_transport_opts_t *in, nsys_transport_opts_t *out);

@@ -122,6 +122,62 @@ Test(tcp_flow, a_peer_that_never_reads_makes_the_server_stop_reading_and_memory_
     finish();
 }
 
+/* ---- pushes to a peer that never reads ------------------------------------------- */
+
+#define PUSH_FRAME (64u * 1024u)
+#define PUSH_FRAMES 256u /* 16 MiB: far past the limit, far below trouble */
+#define PUSH_WRITE_LIMIT (1024u * 1024u)
+
+static uint8_t push_buf[PUSH_FRAME];
+
+/* write_high stops reading from the peer, which bounds replies; pushes from
+ * other actors are not replies. Past write_limit the connection ends with
+ * NSYS_ENOBUFS and a text that says why, instead of queueing without end. */
+Test(tcp_flow, pushes_to_a_peer_that_never_reads_end_the_connection_at_write_limit)
+{
+    cr_assert_eq(t_probe_spawn(rt, &owner, NULL, NULL), 0);
+    nsys_listener_opts_t o = t_listener_opts(NULL);
+    o.owner = t_probe_ref(&owner);
+    o.transport.max_payload = PUSH_FRAME;
+    o.transport.write_high = PUSH_WRITE_LIMIT / 4;
+    o.transport.write_limit = PUSH_WRITE_LIMIT;
+    nsys_ref_t l = NSYS_REF_NONE;
+    nsys_listener_info_t info;
+    memset(&info, 0, sizeof(info));
+    int rc = nsys_listener_start(rt, &o, &l, &info);
+    cr_assert_eq(rc, 0, "nsys_listener_start: %s", nsys_net_last_error());
+
+    t_connect_opts_t co = {.rcvbuf = 4096};
+    int fd = t_tcp_connect_ex("127.0.0.1", info.port, T_WAIT_MS, &co);
+    cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
+    cr_assert(t_recs_wait_type(&owner.inbox, NSYS_MSG_NET_OPEN, 1, T_WAIT_MS));
+    t_rec_t open;
+    cr_assert(t_recs_get(&owner.inbox, (size_t)t_recs_find_type(&owner.inbox, NSYS_MSG_NET_OPEN, 0),
+                         &open));
+    nsys_ref_t session = open.from;
+
+    size_t rss0 = t_rss_bytes();
+    memset(push_buf, 'p', sizeof push_buf);
+    unsigned sent = 0;
+    for (; sent < PUSH_FRAMES; sent++)
+        if (nsys_net_send(rt, session, push_buf, sizeof push_buf) != 0)
+            break; /* the session is gone already */
+    cr_assert(t_recs_wait_type(&owner.inbox, NSYS_MSG_NET_ERROR, 1, T_WAIT_MS),
+              "no error after %u pushes of %u KiB", sent, PUSH_FRAME >> 10);
+    t_rec_t err;
+    cr_assert(t_recs_get(&owner.inbox, (size_t)t_recs_find_type(&owner.inbox, NSYS_MSG_NET_ERROR, 0),
+                         &err));
+    nsys_net_event_t ev;
+    memcpy(&ev, err.bytes, sizeof err.bytes < sizeof ev ? sizeof err.bytes : sizeof ev);
+    cr_expect_eq(ev.code, NSYS_ENOBUFS, "code %s", nsys_strerror(ev.code));
+    T_ASSERT_EVENTUALLY(sessions_of(l) == 0, "the session outlived its write limit");
+    if (!T_SANITIZED) /* sanitizers keep freed memory */
+        cr_expect_lt(t_rss_bytes(), rss0 + 8u * PUSH_WRITE_LIMIT, "RSS grew by %zu KiB",
+                     (t_rss_bytes() - rss0) >> 10);
+    close(fd);
+    finish();
+}
+
 /* ---- a receiver that holds what it got ------------------------------------------ */
 
 /* The owner keeps every message buffer it is sent (the bytes stay counted
@@ -278,11 +334,11 @@ Test(tcp_flow, a_receiver_that_holds_its_messages_pauses_reading_until_it_lets_g
 
 /* ---- idle timeout ---------------------------------------------------------------- */
 
-static nsys_ref_t start_idle_server(uint16_t *port)
+static nsys_ref_t start_idle_server(uint16_t *port, uint64_t idle_ms)
 {
     net_log.echo = true;
     nsys_tcp_server_opts_t so = t_facade_opts(&net_log);
-    so.listen.transport.idle_timeout_ms = 200;
+    so.listen.transport.idle_timeout_ms = idle_ms;
     nsys_ref_t l = NSYS_REF_NONE;
     nsys_listener_info_t info;
     memset(&info, 0, sizeof(info));
@@ -295,7 +351,7 @@ static nsys_ref_t start_idle_server(uint16_t *port)
 Test(tcp_flow, the_idle_timeout_closes_a_silent_connection_neither_early_nor_late)
 {
     uint16_t port;
-    nsys_ref_t l = start_idle_server(&port);
+    nsys_ref_t l = start_idle_server(&port, 200);
     uint64_t t0 = t_now_ms();
     int fd = t_tcp_connect("127.0.0.1", port, T_WAIT_MS);
     cr_assert_geq(fd, 0);
@@ -319,17 +375,19 @@ Test(tcp_flow, the_idle_timeout_closes_a_silent_connection_neither_early_nor_lat
 Test(tcp_flow, a_connection_that_keeps_talking_outlives_the_idle_timeout)
 {
     uint16_t port;
-    nsys_ref_t l = start_idle_server(&port);
+    /* A timeout well above the 50 ms pace, so that a loaded machine that
+     * stalls this thread for a while cannot make the talk look idle. */
+    nsys_ref_t l = start_idle_server(&port, 1000);
     int fd = t_tcp_connect("127.0.0.1", port, T_WAIT_MS);
     cr_assert_geq(fd, 0);
     uint64_t start = t_now_ms();
     int rounds = 0;
-    while (t_now_ms() - start < 1000) {
+    while (t_now_ms() - start < 2500) {
         int rc = t_echo_once(fd, "tick", 4, T_WAIT_MS);
         cr_assert_eq(rc, 0, "round %d after %" PRIu64 " ms: %d (closed while talking?)", rounds,
                      t_now_ms() - start, rc);
         rounds++;
-        /* Paces the talk at 50 ms, a quarter of the timeout; waits for nothing. */
+        /* Paces the talk at 50 ms, a twentieth of the timeout; waits for nothing. */
         struct timespec ts = {0, 50000000};
         nanosleep(&ts, NULL);
     }

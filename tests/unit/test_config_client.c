@@ -508,8 +508,8 @@ Test(config_client, checks_the_transport_as_the_listener_does)
                   {ARGS ".transport.NoDelay", "unknown key; did you mean \"nodelay\"?"},
                   {ARGS ".transport.tls",
                    "unknown key; expected one of \"codec\", \"max_payload\", \"write_high\", "
-                   "\"write_low\", \"read_high\", \"read_low\", \"idle_timeout\", \"nodelay\", "
-                   "\"keepalive\""});
+                   "\"write_low\", \"write_limit\", \"read_high\", \"read_low\", "
+                   "\"idle_timeout\", \"nodelay\", \"keepalive\""});
     EXPECT_ERRORS(
         C("'port': 7000, 'transport': {'max_payload': '4GiB', 'write_high': '64KB', "
           "'read_high': '64KiB', 'read_low': '1MiB', 'idle_timeout': '25h', 'nodelay': null, "

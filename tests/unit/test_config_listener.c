@@ -167,6 +167,7 @@ Test(config_listener, loads_every_key)
                                    "'handler': 'discard', "
                                    "'transport': {'codec': 'raw', 'max_payload': '64KiB', "
                                    "  'write_high': '2MiB', 'write_low': '512KiB', "
+                                   "  'write_limit': '16MiB', "
                                    "  'read_high': '8MiB', 'read_low': '1MiB', "
                                    "  'idle_timeout': '30s', 'nodelay': false, 'keepalive': '1m'}, "
                                    "'accept_backoff_max': '5s'"));
@@ -236,8 +237,8 @@ Test(config_listener, rejects_unknown_keys_with_a_hint)
     EXPECT_ERRORS(L("'port': 7000, 'handler': 'echo', 'transport': {'tls': true}"),
                   {ARGS ".transport.tls",
                    "unknown key; expected one of \"codec\", \"max_payload\", \"write_high\", "
-                   "\"write_low\", \"read_high\", \"read_low\", \"idle_timeout\", \"nodelay\", "
-                   "\"keepalive\""});
+                   "\"write_low\", \"write_limit\", \"read_high\", \"read_low\", "
+                   "\"idle_timeout\", \"nodelay\", \"keepalive\""});
     EXPECT_ERRORS(L("'port': 7000, 'handler': 'echo', 'max session': 1"),
                   {ARGS "['max session']", "unknown key; did you mean \"max_sessions\"?"});
 }
@@ -253,6 +254,20 @@ Test(config_listener, rejects_an_unknown_handler)
     EXPECT_ERRORS(L("'port': 7000, 'handler': ['echo']"),
                   {ARGS ".handler", "expected a handler name, got an array"});
     EXPECT_ERRORS(L("'port': 7000"), {ARGS, "missing required key \"handler\""});
+}
+
+Test(config_listener, rejects_a_write_limit_below_twice_write_high)
+{
+    EXPECT_ERRORS(L("'port': 7000, 'handler': 'echo', "
+                    "'transport': {'write_high': '1MiB', 'write_limit': '1536KiB'}"),
+                  {ARGS ".transport.write_limit",
+                   "expected a size of at least twice \"write_high\" (2MiB), got \"1536KiB\""});
+    /* Only the limit given: the default write_high (1 MiB) stands in. */
+    EXPECT_ERRORS(L("'port': 7000, 'handler': 'echo', 'transport': {'write_limit': '1MiB'}"),
+                  {ARGS ".transport.write_limit", "expected a size of at least twice the default "
+                                                  "write_high (2MiB), got \"1MiB\""});
+    nsys_config_free(
+        load_ok(L("'port': 0, 'handler': 'echo', 'transport': {'write_limit': '2MiB'}")));
 }
 
 Test(config_listener, rejects_low_watermarks_not_below_high)

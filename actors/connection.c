@@ -148,21 +148,28 @@ static outmsg_t remove_at(client_t *c, size_t i)
     return m;
 }
 
-/* Hands every message not yet on the connection to it, in order. */
+/* Hands the messages not yet on the connection to it, in order, while its
+ * write queue is below write_high: past that the rest waits in the outbox
+ * (where drop_oldest can still drop it) and goes once the socket drains
+ * (flush_hook). So the client never queues more than about write_high plus
+ * one message on a connection, far from its write_limit. */
 static void hand_over(client_t *c)
 {
     if (c->state != NSYS_CLIENT_UP || c->conn == NULL)
         return;
-    while (c->handed < c->count) {
+    while (c->handed < c->count &&
+           nsys_conn_write_queued(c->conn) < c->o.transport.write_high) {
         outmsg_t *m = at(c, c->handed);
         int rc = nsys_conn_send_buf(c->conn, nsys_buf_ref(m->buf));
         if (rc != 0) {
             nsys_buf_unref(m->buf); /* the extra reference */
-            if (rc == NSYS_ECANCELED)
-                return; /* closing: it goes on the next connection */
+            if (rc == NSYS_ECANCELED || rc == NSYS_ENOBUFS)
+                return; /* the connection is ending: it goes on the next one */
             /* Refused for good (no memory to queue it): report it, drop it. */
+            char why[NSYS_NET_MESSAGE_MAX];
+            snprintf(why, sizeof why, "cannot queue the message: %s", uv_strerror(rc));
             outmsg_t dead = remove_at(c, c->handed);
-            fail_msg(c, &dead, rc, nsys_net_last_error());
+            fail_msg(c, &dead, rc, why);
             continue;
         }
         m->end = nsys_conn_bytes_queued_total(c->conn);
@@ -370,12 +377,12 @@ static void dial_done(void *ud, int status, int fd, const char *text)
     c->st.state = c->state;
     if (c->st.connects++ > 0)
         c->st.reconnects++;
+    c->up_since_ms = now_ms(); /* fails starts over only if this link lasts */
     nsys_backoff_success(&c->bo); /* the delays reset once this stays up */
     c->last_rx_ms = now_ms();
     c->ping_at_ms = 0;
     NSYS_LOG(NSYS_LOG_INFO, "client %s: connected to %s", c->name, text);
     emit(c, NSYS_CLIENT_EV_CONNECTED, 0, 0, text);
-    c->up_since_ms = now_ms(); /* fails starts over only if this link lasts */
     hand_over(c);
     nsys_io_leave(c->ctx);
 }
@@ -398,6 +405,10 @@ static void flush_hook(nsys_ctx_t *ctx, void *state)
 {
     (void)ctx;
     client_t *c = state;
+    if (c->conn == NULL)
+        return;
+    settle(c);
+    hand_over(c); /* what waited for the queue to drain below write_high */
     if (c->conn == NULL)
         return;
     nsys_conn_flush(c->conn);

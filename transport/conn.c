@@ -175,8 +175,15 @@ void nsys_transport_opts_resolve(const nsys_transport_opts_t *in, nsys_transport
         o.read_low = o.read_high / 4;
     if (o.write_limit == 0)
         o.write_limit = NSYS_TRANSPORT_WRITE_LIMIT_DEFAULT;
-    if (o.write_limit < 2 * o.write_high)
-        o.write_limit = 2 * o.write_high; /* room to pause before the cap */
+    /* Room to pause reading before the cap, and for the largest frame the
+     * limits allow on top of a queue at write_high (saturating). */
+    uint64_t need = (uint64_t)o.write_high + (o.write_high > o.max_payload + 4u
+                                                   ? o.write_high
+                                                   : o.max_payload + 4u);
+    if (need > SIZE_MAX)
+        need = SIZE_MAX;
+    if (o.write_limit < need)
+        o.write_limit = (size_t)need;
     *out = o;
 }
 
@@ -553,6 +560,9 @@ static int wq_push(nsys_conn_t *c, nsys_buf_t *buf, const uint8_t *data, size_t 
                        "write queue over its limit (%zu + %zu > %zu bytes): the peer is not "
                        "reading",
                        c->wq_bytes, len, c->write_limit);
+        nsys__net_set_error("write queue over its limit (%zu + %zu > %zu bytes): the peer is "
+                            "not reading",
+                            c->wq_bytes, len, c->write_limit);
         return NSYS_ENOBUFS;
     }
     if (wq_reserve(c) != 0) /* first: nothing is counted for bytes not queued */

@@ -111,7 +111,8 @@ typedef struct nsys_client_stats {
     uint64_t connects;   /* connections established */
     uint64_t reconnects; /* connections established after the first */
     uint64_t failures;   /* failed attempts and lost links */
-    uint32_t attempt;    /* consecutive failed attempts now */
+    uint32_t attempt;    /* consecutive failed attempts so far (while up: those before this
+                            link, which count on until it has stayed up for reset_after) */
     uint64_t backoff_ms; /* the current (last) delay */
     size_t outbox_messages, outbox_bytes;
 } nsys_client_stats_t;
@@ -119,8 +120,9 @@ typedef struct nsys_client_stats {
 typedef enum nsys_outbox_policy {
     NSYS_OUTBOX_REJECT = 0,     /* a message that does not fit fails (reported) */
     NSYS_OUTBOX_DROP_OLDEST = 1 /* the oldest message not yet handed to a connection fails to
-                                   make room (reported); while the link is up everything is
-                                   handed over at once, so this acts like REJECT then */
+                                   make room (reported). While the link is up messages are
+                                   handed over as long as the connection's write queue is
+                                   below write_high, so only a slow link leaves any to drop */
 } nsys_outbox_policy_t;
 
 #define NSYS_CLIENT_OUTBOX_MESSAGES_DEFAULT 1024u

@@ -109,8 +109,10 @@ typedef struct nsys_session_handler {
 /* Inside handler callbacks. Sends are queued and written together at the
  * end of the callback's turn (one writev). NSYS_EMSGSIZE when over
  * max_payload (nsys_net_last_error() has "payload exceeds maximum (N > M)"),
- * NSYS_ECANCELED once the session is closing; from on_close (the connection
- * is gone by then) nothing can be sent. */
+ * NSYS_ENOBUFS when the write queue would pass write_limit (the connection
+ * then ends: the peer is not reading), NSYS_ECANCELED once the session is
+ * closing; from on_close (the connection is gone by then) nothing can be
+ * sent. */
 int nsys_session_send(nsys_session_t *s, const void *data, size_t len);
 int nsys_session_send_buf(nsys_session_t *s, nsys_buf_t *msg); /* moves one ref on success */
 void nsys_session_close(nsys_session_t *s);           /* graceful */

@@ -85,8 +85,10 @@ typedef struct nsys_transport_opts {
      * A send that would take the queue past write_limit ends the connection
      * instead, with NSYS_ENOBUFS and "write queue over its limit (QUEUED +
      * LEN > LIMIT bytes): the peer is not reading", as Redis drops a client
-     * past its output-buffer hard limit. 0: 64 MiB, or 2 x write_high if
-     * that is more. */
+     * past its output-buffer hard limit. 0: 64 MiB. Any value is raised to
+     * at least write_high + max(write_high, max_payload + 4), so reading can
+     * pause before the cap and any frame max_payload allows fits on top of
+     * a queue at write_high. */
     size_t write_limit;
 } nsys_transport_opts_t;
 #define NSYS_TRANSPORT_OPTS_DEFAULTS {NSYS_CODEC_LENGTH, 0, 0, 0, 0, 0, 0, false, 0, 0}
@@ -146,7 +148,9 @@ int nsys_conn_open_fd(uv_loop_t *loop, int fd, const nsys_transport_opts_t *opts
  * "payload exceeds maximum (N > LIMIT)") when the message is over
  * max_payload, NSYS_ECANCELED once the connection is closing or closed,
  * NSYS_ENOMEM when the message cannot be queued (with the length codec the
- * connection then ends: half a frame may be queued). */
+ * connection then ends: half a frame may be queued), NSYS_ENOBUFS when it
+ * would take the write queue past write_limit (the connection then ends,
+ * with that text). */
 int nsys_conn_send(nsys_conn_t *c, const void *data, size_t len);
 /* The same without copying: moves one reference of `msg` on success. */
 int nsys_conn_send_buf(nsys_conn_t *c, nsys_buf_t *msg);

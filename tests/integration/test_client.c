@@ -357,3 +357,71 @@ Test(client, links_lost_at_once_count_as_failed_attempts, .timeout = TO)
     T_ASSERT_EVENTUALLY(!nsys_is_alive(rt, c));
     finish();
 }
+
+/* A link too slow for what is sent (the server never reads): the client
+ * hands its connection no more than about write_high at a time, the rest
+ * waits in the outbox where drop_oldest drops the oldest to make room. The
+ * link stays up (the connection's write_limit is never reached) and every
+ * message is accounted for. */
+Test(client, a_slow_link_keeps_the_rest_in_the_outbox_where_drop_oldest_applies, .timeout = TO)
+{
+    enum { N = 1024, SIZE = 4096 };
+    new_runtime();
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(lfd, 0);
+    int small = 4096;
+    setsockopt(lfd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small); /* inherited by accepts */
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    cr_assert_eq(listen(lfd, 4), 0);
+    socklen_t sl = sizeof sa;
+    cr_assert_eq(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+
+    nsys_client_opts_t o = client_opts(ntohs(sa.sin_port));
+    o.transport.write_high = 64 * 1024;
+    o.outbox_max_bytes = 256 * 1024;
+    o.overflow = NSYS_OUTBOX_DROP_OLDEST;
+    nsys_ref_t c;
+    cr_assert_eq(nsys_tcp_client_start(rt, &o, &c), 0);
+    T_ASSERT_EVENTUALLY(atomic_load(&seen.connected) == 1);
+    static uint8_t msg[SIZE];
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(nsys_net_send(rt, c, msg, sizeof msg), 0);
+    T_ASSERT_EVENTUALLY(stats(c).sent == N, "the client took %" PRIu64 " of %d", stats(c).sent,
+                        (int)N);
+    nsys_client_stats_t st = stats(c);
+    cr_assert_eq(st.sent, st.written + st.failed + st.outbox_messages,
+                 "sent %" PRIu64 " written %" PRIu64 " failed %" PRIu64 " waiting %zu", st.sent,
+                 st.written, st.failed, st.outbox_messages);
+    cr_assert_gt(st.failed, 0, "4 MiB through a link that takes nothing: some must be dropped");
+    cr_assert_leq(st.outbox_bytes, o.outbox_max_bytes);
+    cr_assert_eq(st.state, NSYS_CLIENT_UP, "the link must stay up (no write_limit hit)");
+    cr_assert_eq(atomic_load(&seen.disconnected), 0);
+    cr_assert_eq((uint64_t)atomic_load(&seen.send_failed), st.failed);
+    finish();
+    close(lfd);
+}
+
+/* write_limit is raised to fit any frame max_payload allows on top of a
+ * queue at write_high: a 512 KiB echo works with write_limit 128 KiB. */
+Test(client, a_frame_larger_than_a_small_write_limit_still_goes, .timeout = TO)
+{
+    new_runtime();
+    nsys_listener_opts_t lo = t_listener_opts(&nsys_handler_echo);
+    lo.transport.write_high = 64 * 1024;
+    lo.transport.write_limit = 128 * 1024;
+    nsys_ref_t l;
+    nsys_listener_info_t info;
+    cr_assert_eq(nsys_listener_start(rt, &lo, &l, &info), 0, "%s", nsys_net_last_error());
+    nsys_client_opts_t o = client_opts(info.port);
+    o.transport = lo.transport;
+    nsys_ref_t c;
+    cr_assert_eq(nsys_tcp_client_start(rt, &o, &c), 0);
+    T_ASSERT_EVENTUALLY(atomic_load(&seen.connected) == 1);
+    static uint8_t big[512 * 1024];
+    cr_assert_eq(nsys_net_send(rt, c, big, sizeof big), 0);
+    T_ASSERT_EVENTUALLY(atomic_load(&seen.received) == 1, "no echo of the 512 KiB frame");
+    cr_assert_eq((uint64_t)atomic_load(&seen.bytes), sizeof big);
+    cr_assert_eq(atomic_load(&seen.disconnected), 0);
+    finish();
+}

@@ -651,20 +651,23 @@ static void write_cb(uv_write_t *req, int status)
     uint32_t whole = status < 0 && req->write_index < n ? req->write_index : 0;
     c->writing = 0;
     free(req);
+    if (status < 0) {
+        /* What the kernel took counts as sent (nsys_conn_bytes_sent), also
+         * when the write was cancelled by the close, so a client does not
+         * send it again on its next connection. A buffer taken in part
+         * counts as not sent at all (libuv no longer says how much of it
+         * went): small messages packed into it may go twice. */
+        size_t bytes = 0;
+        for (uint32_t i = 0; i < whole; i++)
+            bytes += c->wiov[c->head + i].len;
+        wq_consume(c, bytes);
+    }
     if (status == UV_ECANCELED || c->state == ST_ENDED)
         return; /* closing: destroy releases the queue */
     void *ud;
     if (!enter(c, &ud))
         return; /* the owner is going and frees us; no events for it */
     if (status < 0) {
-        /* What the kernel took counts as sent (nsys_conn_bytes_sent), so a
-         * client does not send it again on its next connection. A buffer
-         * taken in part counts as not sent at all (libuv no longer says how
-         * much of it went): small messages packed into it may go twice. */
-        size_t bytes = 0;
-        for (uint32_t i = 0; i < whole; i++)
-            bytes += c->wiov[c->head + i].len;
-        wq_consume(c, bytes);
         nsys_conn_fail(c, status, "write failed: %s", uv_strerror(status));
     } else {
         size_t bytes = 0;

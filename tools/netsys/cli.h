@@ -75,8 +75,10 @@ int cli_register_demo_kinds(void);
     X(ECHOED, "echoed", "echoed")                                                                  \
     X(FAILED, "failed", "failed (reported)")                                                       \
     X(LOST, "lost", "lost")                                                                        \
+    X(DUPLICATES, "duplicates", "duplicate echoes")                                                \
     X(BAD, "bad_echoes", "bad echoes")                                                             \
-    X(RECONNECTS, "reconnects", "reconnects")
+    X(RECONNECTS, "reconnects", "reconnects")                                                      \
+    X(IN_FLIGHT, "in_flight", "in flight")
 
 typedef enum cli_traffic_counter {
 #define CLI_TRAFFIC_ENUM(id, json, label) CLI_TRAFFIC_##id,

@@ -269,6 +269,11 @@ static int run_config(const run_opts_t *o, const nsys_config_t *cfg)
     run_snapshot_take(&sh, &snap);
     uint64_t bound = rt_opts->shutdown_timeout_ms ? rt_opts->shutdown_timeout_ms : 5000u;
     stop_root(&sh, root, bound);
+    /* Traffic is counted to the end: a pinger stopped with the tree settles
+     * what it still had outstanding (as failed), so in_flight ends at 0. */
+    run_snapshot_t after;
+    run_snapshot_take(&sh, &after);
+    memcpy(snap.traffic, after.traffic, sizeof snap.traffic);
     rc = nsys_runtime_stop(sh.rt);
     if (rc != 0)
         cli_error("stopping the runtime: %s", nsys_strerror(rc));

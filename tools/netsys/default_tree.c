@@ -57,7 +57,7 @@ const char cli_default_document[] =
     "            \"host\": \"127.0.0.1\",\n"
     "            \"port\": 17471,\n"
     "            \"connect_timeout\": \"2s\",\n"
-    "            \"reconnect\": { \"initial\": \"200ms\", \"max\": \"2s\" },\n"
+    "            \"reconnect\": { \"initial\": \"200ms\", \"max\": \"2s\", \"reset_after\": \"2s\" },\n"
     "            \"heartbeat\": { \"interval\": \"1s\", \"timeout\": \"1s\" }\n"
     "          }\n"
     "        }\n"

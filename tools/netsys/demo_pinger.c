@@ -14,9 +14,13 @@
  *           or the pinger stopped with it outstanding;
  *   lost    it vanished silently: a later message's echo came back on the
  *           same link (no disconnect since it was sent) and its did not.
- * TCP keeps order on one link, so `lost` stays 0 unless something is broken;
- * an echo that is not what was sent counts in `bad_echoes`. Messages not
- * settled yet are in flight: sent = echoed + failed + lost + in flight.
+ * TCP keeps order on one link, so `lost` stays 0 unless something is broken.
+ * An echo of a message already settled is a `duplicate`: the client sends
+ * again what it cannot know the kernel took before a link died (part of a
+ * write buffer), so the server may echo it twice; only across a lost link.
+ * An echo that is not what was sent counts in `bad_echoes`. Messages not
+ * settled yet are in flight, a gauge of its own (sent, less settled), so
+ * sent = echoed + failed + lost + in flight is a check, not a definition.
  *
  * The pinger spawns its client linked: a client that gives up (max_attempts,
  * stop_on) takes the pinger with it and the supervisor restarts both; a
@@ -47,6 +51,15 @@ cli_traffic_t cli_traffic;
 static void count(cli_traffic_counter_t c, uint64_t n)
 {
     atomic_fetch_add_explicit(&cli_traffic.n[c], n, memory_order_relaxed);
+}
+
+/* Settles n messages: counted under c, out of the in-flight gauge. */
+static void settled(cli_traffic_counter_t c, uint64_t n)
+{
+    if (n == 0)
+        return;
+    count(c, n);
+    atomic_fetch_sub_explicit(&cli_traffic.n[CLI_TRAFFIC_IN_FLIGHT], n, memory_order_relaxed);
 }
 
 typedef struct pinger {
@@ -89,7 +102,20 @@ static int read_args(const cJSON *args, const char *path, nsys_config_diag_t *d,
     if (nsys_config_require(args, path, "client", d) == 0 &&
         nsys_config_arg_object(args, path, "client", &client, d) == 0) {
         char *at = nsys_config_path_key(path, "client");
-        nsys_config_client_args(client, at != NULL ? at : path, &a->client, d);
+        if (nsys_config_client_args(client, at != NULL ? at : path, &a->client, d) == 0) {
+            /* A message the client can never take would make every tick fail. */
+            size_t max = a->client.opts.transport.max_payload;
+            size_t box = a->client.opts.outbox_max_bytes;
+            if ((max != 0 && a->size > max) || (box != 0 && a->size > box)) {
+                char *sp = nsys_config_path_key(path, "size");
+                nsys_config_expected(d, sp != NULL ? sp : path,
+                                     cJSON_GetObjectItemCaseSensitive(args, "size"),
+                                     "a size the client can send (its max_payload %zu, outbox "
+                                     "max_bytes %zu)",
+                                     max, box);
+                nsys_free(sp);
+            }
+        }
         if (a->client.owner_name != NULL || a->client.register_name != NULL) {
             nsys_config_error(d, at != NULL ? at : path,
                               "a pinger's client takes no \"owner\" or \"register\": the pinger "
@@ -127,34 +153,39 @@ static void settle_below(pinger_t *p, uint64_t upto, bool all_failed)
         else
             lost++;
     }
-    count(CLI_TRAFFIC_FAILED, failed);
-    count(CLI_TRAFFIC_LOST, lost);
+    settled(CLI_TRAFFIC_FAILED, failed);
+    settled(CLI_TRAFFIC_LOST, lost);
 }
 
-static bool echo_intact(const pinger_t *p, const uint8_t *data, size_t len, uint64_t *seq)
+/* The echo's sequence number if it is a message this pinger sent, intact;
+ * 0 if not. */
+static uint64_t echo_seq(const pinger_t *p, const uint8_t *data, size_t len)
 {
     if (len != p->size)
-        return false;
+        return 0;
     uint64_t s = 0;
     for (int i = 7; i >= 0; i--)
         s = s << 8 | data[i];
     for (size_t i = 8; i < len; i++)
         if (data[i] != (uint8_t)s)
-            return false;
-    *seq = s;
-    return s >= p->lo && s < p->next_seq && !(*slot((pinger_t *)p, s) & PINGER_FAILED_BIT);
+            return 0;
+    return s < p->next_seq ? s : 0;
 }
 
 static void on_echo(pinger_t *p, const nsys_msg_t *msg)
 {
-    uint64_t seq = 0;
-    if (!echo_intact(p, msg->data, msg->size, &seq)) {
+    uint64_t seq = echo_seq(p, msg->data, msg->size);
+    if (seq == 0) {
         count(CLI_TRAFFIC_BAD, 1);
+        return;
+    }
+    if (seq < p->lo || (*slot(p, seq) & PINGER_FAILED_BIT)) {
+        count(CLI_TRAFFIC_DUPLICATES, 1); /* settled already */
         return;
     }
     settle_below(p, seq, false);
     p->lo = seq + 1;
-    count(CLI_TRAFFIC_ECHOED, 1);
+    settled(CLI_TRAFFIC_ECHOED, 1);
 }
 
 static void on_event(pinger_t *p, const nsys_client_event_t *ev)
@@ -181,7 +212,7 @@ static void on_event(pinger_t *p, const nsys_client_event_t *ev)
         if (ev->msg_id >= p->lo && ev->msg_id < p->next_seq &&
             !(*slot(p, ev->msg_id) & PINGER_FAILED_BIT)) {
             *slot(p, ev->msg_id) |= PINGER_FAILED_BIT;
-            count(CLI_TRAFFIC_FAILED, 1);
+            settled(CLI_TRAFFIC_FAILED, 1);
         }
         break;
     case NSYS_CLIENT_EV_GAVE_UP:
@@ -201,6 +232,7 @@ static void tick(nsys_ctx_t *ctx, pinger_t *p)
     if (nsys_net_send(nsys_ctx_runtime(ctx), p->client, p->payload, p->size) != 0)
         return; /* the client is gone; its exit signal follows */
     p->next_seq++;
+    count(CLI_TRAFFIC_IN_FLIGHT, 1); /* before SENT: a reader never sees sent < settled */
     count(CLI_TRAFFIC_SENT, 1);
 }
 

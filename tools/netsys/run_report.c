@@ -55,14 +55,6 @@ void run_snapshot_take(run_shared_t *sh, run_snapshot_t *out)
     out->uptime_ms = (uv_hrtime() - sh->start_ns) / 1000000u;
 }
 
-/* Messages sent and not settled yet (demo_pinger.c's accounting). */
-static uint64_t in_flight(const run_snapshot_t *snap)
-{
-    const uint64_t *t = snap->traffic;
-    uint64_t settled = t[CLI_TRAFFIC_ECHOED] + t[CLI_TRAFFIC_FAILED] + t[CLI_TRAFFIC_LOST];
-    return t[CLI_TRAFFIC_SENT] > settled ? t[CLI_TRAFFIC_SENT] - settled : 0;
-}
-
 /* Children running now: every start not yet matched by an exit. */
 static uint64_t children_up(const run_snapshot_t *snap)
 {
@@ -226,7 +218,6 @@ static void print_json(const run_outcome_t *out, const run_snapshot_t *snap)
                 cJSON_AddNumberToObject(o, counter_json[i], (double)snap->counters[i]);
         for (size_t i = 0; i < CLI_NTRAFFIC; i++)
             cJSON_AddNumberToObject(o, traffic_json[i], (double)snap->traffic[i]);
-        cJSON_AddNumberToObject(o, "in_flight", (double)in_flight(snap));
         cJSON_AddBoolToObject(o, "gave_up", out->stop == RUN_STOP_ROOT_EXIT);
         cJSON_AddNumberToObject(o, "exit_status", out->exit_status);
         text = cJSON_PrintUnformatted(o);
@@ -268,7 +259,6 @@ static void print_text(const run_outcome_t *out, const run_snapshot_t *snap)
     if (snap->traffic[CLI_TRAFFIC_PINGERS] > 0) {
         for (size_t i = 0; i < CLI_NTRAFFIC; i++)
             printf("  %-18s %" PRIu64 "\n", traffic_label[i], snap->traffic[i]);
-        printf("  %-18s %" PRIu64 "\n", "in flight", in_flight(snap));
     }
     printf("  %-18s %s\n", "gave up", out->stop == RUN_STOP_ROOT_EXIT ? "yes" : "no");
     printf("  %-18s %d\n", "exit status", out->exit_status);

@@ -13,6 +13,7 @@
 
 #include "common/probe.h"
 #include "common/wait.h"
+#include "runtime/internal.h" /* a scheduler's phase, to hold it until the forced stop */
 
 static atomic_int g_freed;
 
@@ -27,6 +28,7 @@ static void free_and_count(void *p)
 typedef struct slow {
     atomic_int handled;
     atomic_int terminated;
+    atomic_int inited;
     int us;
 } slow_t;
 
@@ -34,6 +36,7 @@ static int slow_init(nsys_ctx_t *ctx, void *state, void *args)
 {
     (void)ctx;
     *(slow_t **)state = args;
+    atomic_fetch_add(&((slow_t *)args)->inited, 1);
     return 0;
 }
 
@@ -125,10 +128,82 @@ Test(shutdown, messages_queued_to_a_child_actor_are_freed_too, .timeout = 300)
     enum { N = 500 };
     for (int i = 0; i < N; i++)
         cr_assert_eq(nsys_send_ptr(rt, c.child, T_MSG_A, malloc(16), 16, free_and_count), 0);
+    /* The parent leaves at the first signal and the child is no top-level
+     * actor, so the stop reaches its forced phase at once: a child whose
+     * first turn has not come by then never ran init and gets no terminate
+     * (the next test). This one is about a child that did. */
+    T_ASSERT_EVENTUALLY(atomic_load(&s.inited) == 1);
     T_RUNTIME_FREE(rt);
     cr_assert_eq(atomic_load(&g_freed), N);
-    cr_assert_eq(atomic_load(&s.terminated), 1);
+    cr_assert_eq(atomic_load(&s.terminated), 1, "terminated %d times", atomic_load(&s.terminated));
     t_probe_destroy(&parent);
+}
+
+/* An actor that, on any message, spawns a slow child on its own scheduler
+ * and keeps that scheduler busy until the forced stop has begun there, so
+ * the child's first turn never comes. */
+typedef struct holder {
+    slow_t *s;
+    _Atomic uint64_t child;
+    atomic_int saw_force;
+} holder_t;
+
+static int holder_init(nsys_ctx_t *ctx, void *state, void *args)
+{
+    (void)ctx;
+    *(holder_t **)state = args;
+    return 0;
+}
+
+static int holder_handle(nsys_ctx_t *ctx, void *state, nsys_msg_t *msg)
+{
+    (void)msg;
+    holder_t *h = *(holder_t **)state;
+    nsys_runtime_t *rt = nsys_ctx_runtime(ctx);
+    nsys_spawn_opts_t o = NSYS_SPAWN_OPTS_DEFAULTS;
+    o.placement = NSYS_PLACE_SAME;
+    o.args = h->s;
+    nsys_ref_t child = NSYS_REF_NONE;
+    int rc = nsys_spawn(rt, &slow_b, &o, &child);
+    if (rc != 0)
+        return rc;
+    atomic_store(&h->child, child);
+    nsys__sched_t *own = &rt->scheds[nsys_ctx_scheduler(ctx)];
+    uint64_t deadline = t_now_ms() + T_WAIT_MS;
+    while (atomic_load(&own->phase) != NSYS__PHASE_FORCE && t_now_ms() < deadline) {
+    }
+    atomic_store(&h->saw_force, atomic_load(&own->phase) == NSYS__PHASE_FORCE);
+    return 0;
+}
+
+Test(shutdown, a_child_stopped_before_its_first_turn_gets_no_terminate_and_its_messages_are_freed,
+     .timeout = 300)
+{
+    static const nsys_behaviour_t holder_b = {
+        .name = "test.holder",
+        .state_size = sizeof(holder_t *),
+        .init = holder_init,
+        .handle = holder_handle,
+    };
+    nsys_runtime_t *rt = runtime_with_timeout(2, 20);
+    slow_t s = {0};
+    holder_t h = {.s = &s};
+    nsys_spawn_opts_t o = NSYS_SPAWN_OPTS_DEFAULTS;
+    o.args = &h;
+    nsys_ref_t holder;
+    cr_assert_eq(nsys_spawn(rt, &holder_b, &o, &holder), 0);
+    cr_assert_eq(t_send_int(rt, holder, T_MSG_A, 0), 0);
+    T_ASSERT_EVENTUALLY(atomic_load(&h.child) != NSYS_REF_NONE);
+    nsys_ref_t child = atomic_load(&h.child);
+    enum { N = 100 };
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(nsys_send_ptr(rt, child, T_MSG_A, malloc(16), 16, free_and_count), 0);
+    T_RUNTIME_FREE(rt);
+    cr_assert(atomic_load(&h.saw_force), "the holder gave up before the forced stop");
+    cr_assert_eq(atomic_load(&g_freed), N, "%d of %d queued messages freed", atomic_load(&g_freed),
+                 N);
+    cr_assert_eq(atomic_load(&s.inited), 0, "the child ran init");
+    cr_assert_eq(atomic_load(&s.terminated), 0, "terminate ran for a child whose init never ran");
 }
 
 /* ---- terminate order -------------------------------------------------------- */

@@ -2,8 +2,9 @@
  * (netsys/client.h): an echo listener that can be stopped and started again
  * on the same port, client options for fast tests, sequence-numbered
  * messages, a recorder for the client's callbacks that checks the order of
- * the echoes as they arrive and keeps every event with its time, a port
- * where connects time out, and a count of open sockets.
+ * the echoes as they arrive and keeps every event with its time, and a
+ * port where connects time out. (Counting open sockets: t_open_sockets in
+ * common/net.h.)
  *
  * Echo order. A test message carries its sequence number in its first 8
  * bytes: 0, 1, 2, ... in the order one thread sent them to one client, so
@@ -221,33 +222,6 @@ static inline uint64_t t_client_seen_failed_count(t_client_seen_t *s)
     for (uint64_t k = 0; k < s->seq_cap; k++)
         n += t_client_seen_failed_locked(s, k);
     pthread_mutex_unlock(&s->mu);
-    return n;
-}
-
-/* ---- process facts ------------------------------------------------------------------ */
-
-/* Open sockets of this process (entries of /proc/self/fd that are), or -1.
- * Unlike t_open_fds it does not count the descriptor each libuv loop keeps
- * from its first stream on (/dev/null, its reserve for EMFILE). */
-static inline int t_open_sockets(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    if (d == NULL)
-        return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        char path[300], target[64];
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(path, sizeof(path), "/proc/self/fd/%.255s", e->d_name);
-        ssize_t len = readlink(path, target, sizeof(target) - 1);
-        if (len > 0) {
-            target[len] = '\0';
-            n += strncmp(target, "socket:", 7) == 0;
-        }
-    }
-    closedir(d);
     return n;
 }
 

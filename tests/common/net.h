@@ -1,8 +1,9 @@
 /* tests/common/net.h — the client side of TCP tests: blocking sockets to
  * 127.0.0.1 / ::1 with timeouts, length-prefixed frames (u32 big-endian
- * length + payload, netsys/framing.h), process facts (open descriptors, the
- * descriptor limit), and a thread-safe log of network events that an owner
- * probe (forwarding mode) or the callback facade fills for the test thread.
+ * length + payload, netsys/framing.h), process facts (open descriptors and
+ * sockets, the descriptor limit), and a thread-safe log of network events
+ * that an owner probe (forwarding mode) or the callback facade fills for the
+ * test thread.
  *
  * Every read takes a deadline and every connect a timeout; nothing here
  * blocks without a bound. Writes use MSG_NOSIGNAL, so a server that closes
@@ -41,9 +42,9 @@
 
 /* ---- process facts --------------------------------------------------------- */
 
-/* Open descriptors of this process (entries of /proc/self/fd, without the
- * one the count itself uses), or -1. */
-static inline int t_open_fds(void)
+/* How many entries of /proc/self/fd `keep` accepts (every one when NULL;
+ * the descriptor the scan itself holds is among them), or -1. */
+static inline int t_count_fds_(bool (*keep)(const char *fd_name))
 {
     DIR *d = opendir("/proc/self/fd");
     if (d == NULL)
@@ -51,11 +52,38 @@ static inline int t_open_fds(void)
     int n = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] != '.')
+        if (e->d_name[0] != '.' && (keep == NULL || keep(e->d_name)))
             n++;
     }
     closedir(d);
-    return n - 1;
+    return n;
+}
+
+/* Open descriptors of this process (entries of /proc/self/fd, without the
+ * one the count itself uses), or -1. */
+static inline int t_open_fds(void)
+{
+    int n = t_count_fds_(NULL);
+    return n < 0 ? -1 : n - 1;
+}
+
+static inline bool t_fd_is_socket_(const char *fd_name)
+{
+    char path[300], target[64];
+    snprintf(path, sizeof(path), "/proc/self/fd/%.255s", fd_name);
+    ssize_t len = readlink(path, target, sizeof(target) - 1);
+    if (len <= 0)
+        return false;
+    target[len] = '\0';
+    return strncmp(target, "socket:", 7) == 0;
+}
+
+/* Open sockets of this process (entries of /proc/self/fd that are), or -1.
+ * Unlike t_open_fds it does not count the descriptor each libuv loop keeps
+ * from its first stream on (/dev/null, its reserve for EMFILE). */
+static inline int t_open_sockets(void)
+{
+    return t_count_fds_(t_fd_is_socket_);
 }
 
 /* Raises the soft RLIMIT_NOFILE to the hard limit; returns the new soft
@@ -426,6 +454,18 @@ static inline nsys_listener_opts_t t_listener_opts(const nsys_session_handler_t 
     o.handler = handler;
     return o;
 }
+
+/* ---- counters ------------------------------------------------------------------- */
+
+/* T_ASSERT_STATS(stats_fn, rt, ref, st): reads the counters of `ref` into
+ * `st` with `stats_fn` (nsys_client_stats, nsys_proxy_stats, ...) and fails
+ * the test if it cannot. From the test thread only. */
+#define T_ASSERT_STATS(stats_fn, rt, ref, st)                                                      \
+    do {                                                                                           \
+        memset(&(st), 0, sizeof(st));                                                              \
+        int t_stats_rc_ = stats_fn((rt), (ref), &(st));                                            \
+        cr_assert_eq(t_stats_rc_, 0, #stats_fn ": %s", nsys_strerror(t_stats_rc_));                \
+    } while (0)
 
 /* ---- the network event log ----------------------------------------------------- */
 

@@ -103,8 +103,7 @@ static nsys_ref_t echo_server(uint16_t port, uint16_t *bound)
 static nsys_client_stats_t stats(nsys_ref_t c)
 {
     nsys_client_stats_t st;
-    int rc = nsys_client_stats(rt, c, &st);
-    cr_assert_eq(rc, 0, "nsys_client_stats: %s", nsys_strerror(rc));
+    T_ASSERT_STATS(nsys_client_stats, rt, c, st);
     return st;
 }
 
@@ -887,9 +886,7 @@ Test(client_faults, a_thousand_clients_come_back_after_a_restart_spread_over_the
 static nsys_proxy_stats_t proxy_stats(nsys_ref_t px)
 {
     nsys_proxy_stats_t st;
-    memset(&st, 0, sizeof st);
-    int rc = nsys_proxy_stats(rt, px, &st);
-    cr_assert_eq(rc, 0, "nsys_proxy_stats: %s", nsys_strerror(rc));
+    T_ASSERT_STATS(nsys_proxy_stats, rt, px, st);
     return st;
 }
 

@@ -91,9 +91,7 @@ static nsys_ref_t client_ref(void)
 static nsys_client_stats_t stats_of(nsys_ref_t c)
 {
     nsys_client_stats_t st;
-    memset(&st, 0, sizeof st);
-    int rc = nsys_client_stats(rt, c, &st);
-    cr_assert_eq(rc, 0, "nsys_client_stats: %s", nsys_strerror(rc));
+    T_ASSERT_STATS(nsys_client_stats, rt, c, st);
     return st;
 }
 

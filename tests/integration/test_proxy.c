@@ -91,9 +91,7 @@ static int connect_to(uint16_t port)
 static nsys_proxy_stats_t stats_of(nsys_ref_t proxy)
 {
     nsys_proxy_stats_t st;
-    memset(&st, 0, sizeof st);
-    int rc = nsys_proxy_stats(rt, proxy, &st);
-    cr_assert_eq(rc, 0, "nsys_proxy_stats: %s", nsys_strerror(rc));
+    T_ASSERT_STATS(nsys_proxy_stats, rt, proxy, st);
     return st;
 }
 

@@ -24,6 +24,8 @@
 
 #include <netsys/netsys.h>
 
+#include "common/config_fixture.h"
+
 /* ---- behaviour kinds the documents name ------------------------------------ */
 
 static int noop_handle(nsys_ctx_t *ctx, void *state, nsys_msg_t *msg)
@@ -105,47 +107,6 @@ TestSuite(config, .init = register_kinds);
 
 /* ---- helpers --------------------------------------------------------------- */
 
-/* A copy of `s` with every ' turned into ". */
-static char *dq(const char *s)
-{
-    char *c = strdup(s);
-    cr_assert_not_null(c);
-    for (char *p = c; *p != '\0'; p++)
-        if (*p == '\'')
-            *p = '"';
-    return c;
-}
-
-static char *diag_text(const nsys_config_diag_t *d)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    cr_assert_not_null(f);
-    nsys_config_diag_print(d, "doc", f);
-    fclose(f);
-    return buf;
-}
-
-/* Loads a document that must be valid. */
-static nsys_config_t *load_ok(const char *json_sq)
-{
-    char *json = dq(json_sq);
-    nsys_config_t *cfg = NULL;
-    nsys_config_diag_t *d = NULL;
-    int rc = nsys_config_load_string(json, strlen(json), "doc", &cfg, &d);
-    if (rc != 0) {
-        char *t = diag_text(d);
-        cr_log_error("%s", t != NULL ? t : "");
-        free(t);
-    }
-    cr_assert_eq(rc, 0, "load failed: %d", rc);
-    cr_assert_null(d);
-    cr_assert_not_null(cfg);
-    free(json);
-    return cfg;
-}
-
 /* Loads a document that must be invalid; returns its diagnostics. */
 static nsys_config_diag_t *load_bad_raw(const char *json, size_t len)
 {
@@ -199,8 +160,6 @@ typedef struct bad_case {
     expect_t e[4];
     int line, column; /* of the first error, when > 0 */
 } bad_case_t;
-
-#define W(child) "{'supervisor': {'children': [" child "]}}"
 
 /* Rows leave line/column (and unused expectations) out: zero. The table keeps
  * one row per case, which clang-format would spread over many lines. */
@@ -1068,19 +1027,6 @@ static void register_helpers_kind(void)
 }
 
 #define H(args) W("{'id': 'h', 'behaviour': 'helpers', 'args': {" args "}}")
-#define HA "$.supervisor.children[0].args"
-
-/* Exactly these errors, in this order. */
-static void expect_exactly(const nsys_config_diag_t *d, const expect_t *e, size_t n)
-{
-    char *t = diag_text(d);
-    cr_expect_eq(nsys_config_diag_count(d), n, "want %zu errors, got:\n%s", n, t);
-    for (size_t i = 0; i < n && i < nsys_config_diag_count(d); i++) {
-        cr_expect_str_eq(nsys_config_diag_path(d, i), e[i].path, "error %zu of:\n%s", i, t);
-        cr_expect_str_eq(nsys_config_diag_message(d, i), e[i].msg, "error %zu of:\n%s", i, t);
-    }
-    free(t);
-}
 
 Test(config, args_helpers_report_in_the_loaders_words)
 {
@@ -1088,30 +1034,30 @@ Test(config, args_helpers_report_in_the_loaders_words)
     nsys_config_diag_t *d =
         load_bad(H("'cuont': 1, 'count': 9, 'flag': 'yes', 'name': 3, 'mode': 'slow', "
                    "'wait': '5ms', 'size': '64KB', 'nested': [], 'a b': 1"));
-    const expect_t want[] = {
-        {HA ".cuont", "unknown key; did you mean \"count\"?"},
-        {HA "['a b']", "unknown key; expected one of \"count\", \"flag\", \"name\", \"mode\", "
-                       "\"wait\", \"size\", \"nested\""},
-        {HA ".count", "expected an integer -5..5, got 9"},
-        {HA ".flag", "expected true or false, got a string"},
-        {HA ".name", "expected a string, got a number"},
-        {HA ".mode", "expected one of \"fast\", \"safe\", got \"slow\""},
-        {HA ".wait", "expected a duration 10ms..1m, got \"5ms\""},
-        {HA ".size", "expected a size such as \"64KiB\" or \"1MiB\", got \"64KB\""},
-        {HA ".nested", "expected an object, got an array"},
+    const want_t want[] = {
+        {ARGS ".cuont", "unknown key; did you mean \"count\"?"},
+        {ARGS "['a b']", "unknown key; expected one of \"count\", \"flag\", \"name\", \"mode\", "
+                         "\"wait\", \"size\", \"nested\""},
+        {ARGS ".count", "expected an integer -5..5, got 9"},
+        {ARGS ".flag", "expected true or false, got a string"},
+        {ARGS ".name", "expected a string, got a number"},
+        {ARGS ".mode", "expected one of \"fast\", \"safe\", got \"slow\""},
+        {ARGS ".wait", "expected a duration 10ms..1m, got \"5ms\""},
+        {ARGS ".size", "expected a size such as \"64KiB\" or \"1MiB\", got \"64KB\""},
+        {ARGS ".nested", "expected an object, got an array"},
     };
-    expect_exactly(d, want, sizeof want / sizeof want[0]);
+    expect_diag(d, want, sizeof want / sizeof want[0]);
     nsys_config_diag_free(d);
 
     d = load_bad(H("'count': 1, 'name': 'bad', 'size': '2MiB', 'wait': 'soon', "
                    "'nested': {'x': 1, 'y': 2}"));
-    const expect_t want2[] = {
-        {HA ".name", "expected a name other than that, got \"bad\""},
-        {HA ".wait", "expected a duration such as \"500ms\" or \"5s\", got \"soon\""},
-        {HA ".size", "expected a size 1KiB..1MiB, got \"2MiB\""},
-        {HA ".nested.y", "unknown key; expected one of \"x\""},
+    const want_t want2[] = {
+        {ARGS ".name", "expected a name other than that, got \"bad\""},
+        {ARGS ".wait", "expected a duration such as \"500ms\" or \"5s\", got \"soon\""},
+        {ARGS ".size", "expected a size 1KiB..1MiB, got \"2MiB\""},
+        {ARGS ".nested.y", "unknown key; expected one of \"x\""},
     };
-    expect_exactly(d, want2, sizeof want2 / sizeof want2[0]);
+    expect_diag(d, want2, sizeof want2 / sizeof want2[0]);
     nsys_config_diag_free(d);
 }
 
@@ -1119,16 +1065,16 @@ Test(config, args_helpers_report_missing_keys_and_repeated_ones_once)
 {
     register_helpers_kind();
     nsys_config_diag_t *d = load_bad(W("{'id': 'h', 'behaviour': 'helpers'}"));
-    const expect_t want[] = {{HA, "missing required key \"count\""}};
-    expect_exactly(d, want, 1);
+    const want_t want[] = {{ARGS, "missing required key \"count\""}};
+    expect_diag(d, want, 1);
     nsys_config_diag_free(d);
 
     /* The loader reports the repetition; the kind the unknown key, once. */
     d = load_bad(H("'count': 1, 'zz': 1, 'zz': 2"));
-    const expect_t want2[] = {{HA, "duplicate key \"zz\""},
-                              {HA ".zz", "unknown key; expected one of \"count\", \"flag\", "
+    const want_t want2[] = {{ARGS, "duplicate key \"zz\""},
+                            {ARGS ".zz", "unknown key; expected one of \"count\", \"flag\", "
                                          "\"name\", \"mode\", \"wait\", \"size\", \"nested\""}};
-    expect_exactly(d, want2, 2);
+    expect_diag(d, want2, 2);
     nsys_config_diag_free(d);
 
     nsys_config_t *cfg = load_ok(H("'count': -5, 'flag': false, 'name': 'x', 'mode': 'safe', "

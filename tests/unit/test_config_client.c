@@ -16,6 +16,7 @@
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 #include <netsys/client.h>
 #include <netsys/netsys.h>
 
+#include "common/config_fixture.h"
 #include "common/net.h"
 
 static void setup(void)
@@ -36,33 +38,8 @@ TestSuite(config_client, .init = setup, .timeout = 120);
 
 /* ---- helpers --------------------------------------------------------------------- */
 
-/* A copy of `s` with every ' turned into ". */
-static char *dq(const char *s)
-{
-    char *c = strdup(s);
-    cr_assert_not_null(c);
-    for (char *p = c; *p != '\0'; p++)
-        if (*p == '\'')
-            *p = '"';
-    return c;
-}
-
-static char *diag_text(const nsys_config_diag_t *d)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    cr_assert_not_null(f);
-    nsys_config_diag_print(d, "doc", f);
-    fclose(f);
-    return buf;
-}
-
-/* A document whose root supervisor has one child `child` (JSON). */
-#define W(child) "{'supervisor': {'children': [" child "]}}"
 /* A client child with `args` (the inside of the args object). */
 #define C(args) W("{'id': 'link', 'behaviour': 'client', 'args': {" args "}}")
-#define ARGS "$.supervisor.children[0].args"
 
 /* The unknown-key lists of each object. */
 #define CLIENT_KEYS                                                                                \
@@ -72,63 +49,6 @@ static char *diag_text(const nsys_config_diag_t *d)
     "\"initial\", \"max\", \"multiplier\", \"jitter\", \"reset_after\", \"max_attempts\", "        \
     "\"stop_on\""
 #define STOP_ON_NAMES "\"resolve\", \"refused\", \"unreachable\", \"timeout\", \"reset\""
-
-static nsys_config_t *load_ok(const char *json_sq)
-{
-    char *json = dq(json_sq);
-    nsys_config_t *cfg = NULL;
-    nsys_config_diag_t *d = NULL;
-    int rc = nsys_config_load_string(json, strlen(json), "doc", &cfg, &d);
-    if (rc != 0) {
-        char *t = diag_text(d);
-        cr_log_error("%s", t != NULL ? t : "");
-        free(t);
-        nsys_config_diag_free(d);
-    }
-    free(json);
-    cr_assert_eq(rc, 0, "load failed: %s", nsys_strerror(rc));
-    cr_assert_null(d);
-    cr_assert_not_null(cfg);
-    return cfg;
-}
-
-typedef struct want {
-    const char *path;
-    const char *msg;
-} want_t;
-
-/* Checks that `d` holds exactly the errors given (path, exact message), in
- * this order. */
-static void expect_diag(const nsys_config_diag_t *d, const want_t *want, size_t n)
-{
-    char *t = diag_text(d);
-    cr_expect_eq(nsys_config_diag_count(d), n, "want %zu errors, got:\n%s", n, t);
-    for (size_t i = 0; i < n && i < nsys_config_diag_count(d); i++) {
-        cr_expect_str_eq(nsys_config_diag_path(d, i), want[i].path, "error %zu of:\n%s", i, t);
-        cr_expect_str_eq(nsys_config_diag_message(d, i), want[i].msg, "error %zu of:\n%s", i, t);
-    }
-    free(t);
-}
-
-/* Loads an invalid document and checks its errors. */
-static void expect_errors(const char *json_sq, const want_t *want, size_t n)
-{
-    char *json = dq(json_sq);
-    nsys_config_t *cfg = NULL;
-    nsys_config_diag_t *d = NULL;
-    int rc = nsys_config_load_string(json, strlen(json), "doc", &cfg, &d);
-    free(json);
-    cr_assert_eq(rc, NSYS_ECONFIG, "expected NSYS_ECONFIG, got %s", nsys_strerror(rc));
-    cr_assert_null(cfg);
-    expect_diag(d, want, n);
-    nsys_config_diag_free(d);
-}
-
-#define EXPECT_ERRORS(json, ...)                                                                   \
-    do {                                                                                           \
-        const want_t w_[] = {__VA_ARGS__};                                                         \
-        expect_errors(json, w_, sizeof w_ / sizeof w_[0]);                                         \
-    } while (0)
 
 /* Reads `args_sq` (a whole JSON object) with nsys_config_client_args at
  * "args" and asserts it is valid. The options point into *json: free it
@@ -826,29 +746,122 @@ static nsys_ref_t start_owner(nsys_runtime_t *rt, t_probe_t *p, const char *name
     return ref;
 }
 
-/* Starts the tree of `json_sq`; returns nsys_supervisor_start's result. */
-static int start_tree(nsys_runtime_t *rt, const char *json_sq, nsys_ref_t *root, char *err,
-                      size_t errlen)
+/* Starts the tree of the document `fmt_sq` (printf-style, single quotes
+ * for double); returns nsys_supervisor_start's result, its message in err. */
+__attribute__((format(printf, 5, 0))) static int start_tree_v(nsys_runtime_t *rt, nsys_ref_t *root,
+                                                              char *err, size_t errlen,
+                                                              const char *fmt_sq, va_list ap)
 {
-    nsys_config_t *cfg = load_ok(json_sq);
+    char doc[1024];
+    int n = vsnprintf(doc, sizeof doc, fmt_sq, ap);
+    cr_assert(n > 0 && (size_t)n < sizeof doc, "the test document does not fit: %d bytes", n);
+    nsys_config_t *cfg = load_ok(doc);
     int rc = nsys_supervisor_start(rt, nsys_config_root(cfg), root, err, errlen);
     nsys_config_free(cfg); /* the supervisor copied the spec */
     return rc;
 }
 
-/* A 127.0.0.1 port nothing listens on: a socket bound to it (and kept, so
- * nobody else takes it) but not listening, so a dial is refused. */
-static int closed_port(uint16_t *port)
+/* Starts the tree of the document `fmt_sq` and asserts it started; returns
+ * its root supervisor. */
+__attribute__((format(printf, 2, 3))) static nsys_ref_t start_tree_ok(nsys_runtime_t *rt,
+                                                                      const char *fmt_sq, ...)
+{
+    nsys_ref_t root = NSYS_REF_NONE;
+    char err[512] = "";
+    va_list ap;
+    va_start(ap, fmt_sq);
+    int rc = start_tree_v(rt, &root, err, sizeof err, fmt_sq, ap);
+    va_end(ap);
+    cr_assert_eq(rc, 0, "start: %s (%s)", nsys_strerror(rc), err);
+    return root;
+}
+
+/* Starts the tree of the document `fmt_sq`, which must fail with `want`
+ * and an error that names the child 'link'. */
+__attribute__((format(printf, 3, 4))) static void expect_start_fails(nsys_runtime_t *rt, int want,
+                                                                     const char *fmt_sq, ...)
+{
+    nsys_ref_t root = NSYS_REF_NONE;
+    char err[512] = "";
+    va_list ap;
+    va_start(ap, fmt_sq);
+    int rc = start_tree_v(rt, &root, err, sizeof err, fmt_sq, ap);
+    va_end(ap);
+    cr_expect_eq(rc, want, "start returned %s (%s)", nsys_strerror(rc), err);
+    cr_expect_not_null(strstr(err, "'link'"), "the error names the child: %s", err);
+}
+
+/* The actor registered as `name`, which must be there now. */
+static nsys_ref_t registered(nsys_runtime_t *rt, const char *name)
+{
+    nsys_ref_t ref = NSYS_REF_NONE;
+    cr_assert_eq(nsys_whereis(rt, name, &ref), 0, "nothing is registered as '%s'", name);
+    return ref;
+}
+
+/* A socket bound to a free 127.0.0.1 port (kept, so nobody else takes the
+ * port): listening when `listening`, else a dial to it is refused. */
+static int loopback_socket(bool listening, uint16_t *port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     cr_assert_geq(fd, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    if (listening)
+        cr_assert_eq(listen(fd, 8), 0);
     socklen_t alen = sizeof a;
     cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
     *port = ntohs(a.sin_port);
     return fd;
+}
+
+/* What the client of a running-tree test dials. */
+typedef enum dial {
+    DIAL_ECHO,    /* an echo listener the test started */
+    DIAL_REFUSED, /* a port nothing listens on */
+    DIAL_SILENT,  /* a listening socket where the test accepts and answers itself */
+} dial_t;
+
+/* A running-tree test's world: the runtime, the port its client dials, and
+ * the owner probe when the test has one. */
+typedef struct tree_test {
+    nsys_runtime_t *rt;
+    uint16_t port;
+    nsys_ref_t listener; /* DIAL_ECHO: the echo listener */
+    int sock;            /* DIAL_REFUSED, DIAL_SILENT: the socket on the port; else -1 */
+    bool has_owner;
+    t_probe_t owner; /* registered under the name given to begin_tree_test */
+    nsys_ref_t owner_ref;
+} tree_test_t;
+
+/* Starts a runtime and what its client dials, and an owner registered as
+ * `owner_name` unless that is NULL; returns the runtime. */
+static nsys_runtime_t *begin_tree_test(tree_test_t *t, dial_t dial, const char *owner_name)
+{
+    t->rt = new_runtime();
+    t->port = 0;
+    t->listener = NSYS_REF_NONE;
+    t->sock = -1;
+    if (dial == DIAL_ECHO)
+        t->listener = start_echo(t->rt, 0, &t->port);
+    else
+        t->sock = loopback_socket(dial == DIAL_SILENT, &t->port);
+    t->has_owner = owner_name != NULL;
+    t->owner_ref = t->has_owner ? start_owner(t->rt, &t->owner, owner_name) : NSYS_REF_NONE;
+    return t->rt;
+}
+
+/* Stops and frees the runtime (failing on a leak), then the owner probe,
+ * which must outlive it, and the socket. */
+static void end_tree_test(tree_test_t *t)
+{
+    cr_assert_eq(nsys_runtime_stop(t->rt), 0);
+    T_RUNTIME_FREE(t->rt);
+    if (t->has_owner)
+        t_probe_destroy(&t->owner);
+    if (t->sock >= 0)
+        close(t->sock);
 }
 
 /* Polls the client's counters until `state` (or the bound); the last
@@ -936,28 +949,19 @@ static nsys_ref_t child_ref(nsys_runtime_t *rt, nsys_ref_t sup, const char *id, 
  * owner, and the owner hears of the connection. */
 Test(config_client, a_client_from_a_document_connects_and_echoes_to_its_owner)
 {
-    nsys_runtime_t *rt = new_runtime();
-    uint16_t port = 0;
-    start_echo(rt, 0, &port);
-    t_probe_t owner;
-    nsys_ref_t owner_ref = start_owner(rt, &owner, "cc.owner");
-
-    char doc[1024];
-    snprintf(doc, sizeof doc,
-             "{'name': 'svc', 'supervisor': {'children': [{'id': 'link', 'behaviour': 'client', "
-             "'args': {'host': '127.0.0.1', 'port': %u, 'connect_timeout': '5s', "
-             "'reconnect': {'initial': '10ms', 'max': '50ms'}, "
-             "'outbox': {'max_messages': 16, 'max_bytes': '64KiB'}, "
-             "'register': 'cc.client', 'owner': 'cc.owner'}}]}}",
-             (unsigned)port);
-    nsys_ref_t root = NSYS_REF_NONE;
-    char err[512] = "";
-    int rc = start_tree(rt, doc, &root, err, sizeof err);
-    cr_assert_eq(rc, 0, "start: %s (%s)", nsys_strerror(rc), err);
+    tree_test_t t;
+    nsys_runtime_t *rt = begin_tree_test(&t, DIAL_ECHO, "cc.owner");
+    nsys_ref_t root = start_tree_ok(
+        rt,
+        "{'name': 'svc', 'supervisor': {'children': [{'id': 'link', 'behaviour': 'client', "
+        "'args': {'host': '127.0.0.1', 'port': %u, 'connect_timeout': '5s', "
+        "'reconnect': {'initial': '10ms', 'max': '50ms'}, "
+        "'outbox': {'max_messages': 16, 'max_bytes': '64KiB'}, "
+        "'register': 'cc.client', 'owner': 'cc.owner'}}]}}",
+        (unsigned)t.port);
 
     /* Registered by the time the tree has started: it is the child. */
-    nsys_ref_t client = NSYS_REF_NONE;
-    cr_assert_eq(nsys_whereis(rt, "cc.client", &client), 0);
+    nsys_ref_t client = registered(rt, "cc.client");
     cr_expect_eq(client, child_ref(rt, root, "link", NULL));
     nsys_client_stats_t st;
     cr_assert(wait_state(rt, client, NSYS_CLIENT_UP, &st), "the client is %s, not up",
@@ -965,60 +969,48 @@ Test(config_client, a_client_from_a_document_connects_and_echoes_to_its_owner)
     cr_expect_eq(st.connects, 1);
 
     nsys_client_event_t ev;
-    cr_assert(owner_event(&owner, NSYS_CLIENT_EV_CONNECTED, 0, &ev),
+    cr_assert(owner_event(&t.owner, NSYS_CLIENT_EV_CONNECTED, 0, &ev),
               "the owner did not hear of the connection");
     cr_expect_eq(ev.client, client);
 
     cr_assert_eq(nsys_net_send(rt, client, "hello", 5), 0);
-    expect_echo(&owner, 0, client, "hello");
+    expect_echo(&t.owner, 0, client, "hello");
     cr_assert_eq(nsys_net_send(rt, client, "again", 5), 0);
-    expect_echo(&owner, 1, client, "again");
+    expect_echo(&t.owner, 1, client, "again");
     T_ASSERT_EVENTUALLY(nsys_client_stats(rt, client, &st) == 0 && st.written == 2 &&
                             st.received == 2,
                         "written %" PRIu64 ", received %" PRIu64, st.written, st.received);
     cr_expect_eq(st.sent, 2);
     cr_expect_eq(st.failed, 0);
-    (void)owner_ref;
 
-    cr_assert_eq(nsys_runtime_stop(rt), 0);
-    T_RUNTIME_FREE(rt);
-    t_probe_destroy(&owner);
+    end_tree_test(&t);
 }
 
 /* A lost link is the client's business: the same actor backs off and
  * reconnects, and its supervisor never restarts it. */
 Test(config_client, a_lost_link_never_reaches_the_supervisor)
 {
-    nsys_runtime_t *rt = new_runtime();
-    uint16_t port = 0;
-    nsys_ref_t listener = start_echo(rt, 0, &port);
-    t_probe_t owner;
-    start_owner(rt, &owner, "cc.owner");
-
-    char doc[1024];
-    snprintf(doc, sizeof doc,
-             "{'supervisor': {'intensity': 0, 'children': [{'id': 'link', 'behaviour': 'client', "
-             "'args': {'port': %u, 'reconnect': {'initial': '10ms', 'max': '50ms'}, "
-             "'register': 'cc.client', 'owner': 'cc.owner'}}]}}",
-             (unsigned)port);
-    nsys_ref_t root = NSYS_REF_NONE;
-    char err[512] = "";
-    int rc = start_tree(rt, doc, &root, err, sizeof err);
-    cr_assert_eq(rc, 0, "start: %s (%s)", nsys_strerror(rc), err);
-    nsys_ref_t client = NSYS_REF_NONE;
-    cr_assert_eq(nsys_whereis(rt, "cc.client", &client), 0);
+    tree_test_t t;
+    nsys_runtime_t *rt = begin_tree_test(&t, DIAL_ECHO, "cc.owner");
+    nsys_ref_t root = start_tree_ok(
+        rt,
+        "{'supervisor': {'intensity': 0, 'children': [{'id': 'link', 'behaviour': 'client', "
+        "'args': {'port': %u, 'reconnect': {'initial': '10ms', 'max': '50ms'}, "
+        "'register': 'cc.client', 'owner': 'cc.owner'}}]}}",
+        (unsigned)t.port);
+    nsys_ref_t client = registered(rt, "cc.client");
     nsys_client_stats_t st;
     cr_assert(wait_state(rt, client, NSYS_CLIENT_UP, &st));
 
     /* The server goes away: sessions close, dials are refused. */
-    cr_assert_eq(nsys_listener_stop(rt, listener), 0);
-    T_ASSERT_EVENTUALLY(!nsys_is_alive(rt, listener));
+    cr_assert_eq(nsys_listener_stop(rt, t.listener), 0);
+    T_ASSERT_EVENTUALLY(!nsys_is_alive(rt, t.listener));
     nsys_client_event_t ev;
-    cr_assert(owner_event(&owner, NSYS_CLIENT_EV_DISCONNECTED, 0, &ev));
-    cr_assert(owner_event(&owner, NSYS_CLIENT_EV_RETRYING, 0, &ev));
+    cr_assert(owner_event(&t.owner, NSYS_CLIENT_EV_DISCONNECTED, 0, &ev));
+    cr_assert(owner_event(&t.owner, NSYS_CLIENT_EV_RETRYING, 0, &ev));
 
     /* And comes back on the same port. */
-    start_echo(rt, port, NULL);
+    start_echo(rt, t.port, NULL);
     T_ASSERT_EVENTUALLY(
         nsys_client_stats(rt, client, &st) == 0 && st.state == NSYS_CLIENT_UP && st.connects == 2,
         "state %s, connects %" PRIu64, nsys_client_state_name(st.state), st.connects);
@@ -1026,20 +1018,16 @@ Test(config_client, a_lost_link_never_reaches_the_supervisor)
     cr_expect_geq(st.failures, 1);
 
     /* The same actor, never restarted (intensity 0 would have ended the tree). */
-    nsys_ref_t again = NSYS_REF_NONE;
-    cr_assert_eq(nsys_whereis(rt, "cc.client", &again), 0);
-    cr_expect_eq(again, client);
+    cr_expect_eq(registered(rt, "cc.client"), client);
     uint32_t restarts = 99;
     cr_expect_eq(child_ref(rt, root, "link", &restarts), client);
     cr_expect_eq(restarts, 0);
     cr_expect(nsys_is_alive(rt, root));
 
     cr_assert_eq(nsys_net_send(rt, client, "back", 4), 0);
-    expect_echo(&owner, 0, client, "back");
+    expect_echo(&t.owner, 0, client, "back");
 
-    cr_assert_eq(nsys_runtime_stop(rt), 0);
-    T_RUNTIME_FREE(rt);
-    t_probe_destroy(&owner);
+    end_tree_test(&t);
 }
 
 /* Accepts one connection on `lfd` within the bound; -1 if none came. */
@@ -1058,30 +1046,15 @@ static int accept_within(int lfd)
  * timeout: the client connects again. */
 Test(config_client, the_heartbeat_pings_and_gives_up_on_a_silent_server)
 {
-    nsys_runtime_t *rt = new_runtime();
-    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    cr_assert_geq(lfd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
-    cr_assert_eq(listen(lfd, 8), 0);
-    socklen_t alen = sizeof a;
-    cr_assert_eq(getsockname(lfd, (struct sockaddr *)&a, &alen), 0);
+    tree_test_t t;
+    nsys_runtime_t *rt = begin_tree_test(&t, DIAL_SILENT, NULL);
+    start_tree_ok(rt,
+                  C("'port': %u, 'reconnect': {'initial': '10ms', 'max': '20ms'}, "
+                    "'heartbeat': {'interval': '20ms', 'timeout': '1s'}, 'register': 'cc.hb'"),
+                  (unsigned)t.port);
+    nsys_ref_t client = registered(rt, "cc.hb");
 
-    char doc[1024];
-    snprintf(doc, sizeof doc,
-             "{'supervisor': {'children': [{'id': 'link', 'behaviour': 'client', "
-             "'args': {'port': %u, 'reconnect': {'initial': '10ms', 'max': '20ms'}, "
-             "'heartbeat': {'interval': '20ms', 'timeout': '1s'}, 'register': 'cc.hb'}}]}}",
-             (unsigned)ntohs(a.sin_port));
-    nsys_ref_t root = NSYS_REF_NONE;
-    char err[512] = "";
-    int rc = start_tree(rt, doc, &root, err, sizeof err);
-    cr_assert_eq(rc, 0, "start: %s (%s)", nsys_strerror(rc), err);
-    nsys_ref_t client = NSYS_REF_NONE;
-    cr_assert_eq(nsys_whereis(rt, "cc.hb", &client), 0);
-
-    int fd = accept_within(lfd);
+    int fd = accept_within(t.sock);
     cr_assert_geq(fd, 0, "the client did not connect");
     uint8_t ping[4] = {1, 1, 1, 1};
     cr_assert_eq(t_read_exact(fd, ping, 4, T_WAIT_MS, NULL), 0, "no ping");
@@ -1091,7 +1064,7 @@ Test(config_client, the_heartbeat_pings_and_gives_up_on_a_silent_server)
     /* No pong: the client drops the link and dials again. */
     cr_expect(t_closed_by_peer(t_wait_closed(fd, T_WAIT_MS)), "the silent link was not closed");
     close(fd);
-    fd = accept_within(lfd);
+    fd = accept_within(t.sock);
     cr_assert_geq(fd, 0, "the client did not reconnect");
 
     /* Answering keeps the link: a pong for each ping (the echo handler's way). */
@@ -1107,47 +1080,34 @@ Test(config_client, the_heartbeat_pings_and_gives_up_on_a_silent_server)
     nsys_ref_t same = NSYS_REF_NONE;
     cr_expect(nsys_whereis(rt, "cc.hb", &same) == 0 && same == client);
 
-    cr_assert_eq(nsys_runtime_stop(rt), 0);
+    end_tree_test(&t);
     close(fd);
-    close(lfd);
-    T_RUNTIME_FREE(rt);
 }
 
 /* A stop_on error ends the client at once; a temporary child stays down. */
 Test(config_client, a_stop_on_error_ends_the_client)
 {
-    nsys_runtime_t *rt = new_runtime();
-    uint16_t port = 0;
-    int holder = closed_port(&port);
-    t_probe_t owner;
-    start_owner(rt, &owner, "cc.owner");
-
-    char doc[1024];
-    snprintf(doc, sizeof doc,
-             "{'supervisor': {'children': [{'id': 'link', 'behaviour': 'client', "
-             "'restart': 'temporary', 'args': {'port': %u, "
-             "'reconnect': {'initial': '10ms', 'max': '20ms', 'stop_on': ['refused']}, "
-             "'register': 'cc.stop', 'owner': 'cc.owner'}}]}}",
-             (unsigned)port);
-    nsys_ref_t root = NSYS_REF_NONE;
-    char err[512] = "";
-    int rc = start_tree(rt, doc, &root, err, sizeof err);
-    cr_assert_eq(rc, 0, "start: %s (%s)", nsys_strerror(rc), err);
+    tree_test_t t;
+    nsys_runtime_t *rt = begin_tree_test(&t, DIAL_REFUSED, "cc.owner");
+    nsys_ref_t root =
+        start_tree_ok(rt,
+                      "{'supervisor': {'children': [{'id': 'link', 'behaviour': 'client', "
+                      "'restart': 'temporary', 'args': {'port': %u, "
+                      "'reconnect': {'initial': '10ms', 'max': '20ms', 'stop_on': ['refused']}, "
+                      "'register': 'cc.stop', 'owner': 'cc.owner'}}]}}",
+                      (unsigned)t.port);
 
     nsys_client_event_t ev;
-    cr_assert(owner_event(&owner, NSYS_CLIENT_EV_GAVE_UP, 0, &ev), "the client did not give up");
+    cr_assert(owner_event(&t.owner, NSYS_CLIENT_EV_GAVE_UP, 0, &ev), "the client did not give up");
     cr_expect_eq(ev.code, UV_ECONNREFUSED, "gave up with %s", nsys_errname(ev.code));
-    cr_expect_eq(owner_events(&owner, NSYS_CLIENT_EV_RETRYING), 0, "no retry before giving up");
+    cr_expect_eq(owner_events(&t.owner, NSYS_CLIENT_EV_RETRYING), 0, "no retry before giving up");
     T_ASSERT_EVENTUALLY(!nsys_is_alive(rt, ev.client));
     nsys_ref_t gone = NSYS_REF_NONE;
     T_ASSERT_EVENTUALLY(nsys_whereis(rt, "cc.stop", &gone) == NSYS_ENOENT,
                         "the name did not go with the client");
     cr_expect(nsys_is_alive(rt, root), "a temporary child's exit does not end the tree");
 
-    cr_assert_eq(nsys_runtime_stop(rt), 0);
-    T_RUNTIME_FREE(rt);
-    t_probe_destroy(&owner);
-    close(holder);
+    end_tree_test(&t);
 }
 
 /* Giving up after max_attempts is an exit the supervisor restarts, and each
@@ -1155,108 +1115,69 @@ Test(config_client, a_stop_on_error_ends_the_client)
  * "register" name again. */
 Test(config_client, giving_up_counts_against_the_intensity)
 {
-    nsys_runtime_t *rt = new_runtime();
-    uint16_t port = 0;
-    int holder = closed_port(&port);
-    t_probe_t owner;
-    start_owner(rt, &owner, "cc.owner");
-
-    char doc[1024];
-    snprintf(doc, sizeof doc,
-             "{'supervisor': {'intensity': 2, 'period': '1h', "
-             "'backoff': {'initial': '1ms', 'max': '5ms'}, "
-             "'children': [{'id': 'link', 'behaviour': 'client', 'args': {'port': %u, "
-             "'reconnect': {'initial': '1ms', 'max': '5ms', 'max_attempts': 2}, "
-             "'register': 'cc.again', 'owner': 'cc.owner'}}]}}",
-             (unsigned)port);
-    nsys_ref_t root = NSYS_REF_NONE;
-    char err[512] = "";
-    int rc = start_tree(rt, doc, &root, err, sizeof err);
-    cr_assert_eq(rc, 0, "start: %s (%s)", nsys_strerror(rc), err);
+    tree_test_t t;
+    nsys_runtime_t *rt = begin_tree_test(&t, DIAL_REFUSED, "cc.owner");
+    nsys_ref_t root =
+        start_tree_ok(rt,
+                      "{'supervisor': {'intensity': 2, 'period': '1h', "
+                      "'backoff': {'initial': '1ms', 'max': '5ms'}, "
+                      "'children': [{'id': 'link', 'behaviour': 'client', 'args': {'port': %u, "
+                      "'reconnect': {'initial': '1ms', 'max': '5ms', 'max_attempts': 2}, "
+                      "'register': 'cc.again', 'owner': 'cc.owner'}}]}}",
+                      (unsigned)t.port);
 
     /* Two restarts are allowed: three clients give up, then the tree does. */
     nsys_client_event_t ev[3];
     for (size_t k = 0; k < 3; k++) {
-        cr_assert(owner_event(&owner, NSYS_CLIENT_EV_GAVE_UP, k, &ev[k]), "no give-up %zu", k);
+        cr_assert(owner_event(&t.owner, NSYS_CLIENT_EV_GAVE_UP, k, &ev[k]), "no give-up %zu", k);
         cr_expect_eq(ev[k].code, UV_ECONNREFUSED);
     }
     cr_expect_neq(ev[0].client, ev[1].client, "a restart is a new actor");
     cr_expect_neq(ev[1].client, ev[2].client);
     cr_expect_neq(ev[0].client, ev[2].client);
     T_ASSERT_EVENTUALLY(!nsys_is_alive(rt, root), "the supervisor outlived its intensity");
-    cr_expect_eq(owner_events(&owner, NSYS_CLIENT_EV_GAVE_UP), 3);
+    cr_expect_eq(owner_events(&t.owner, NSYS_CLIENT_EV_GAVE_UP), 3);
     /* max_attempts 2: one retry before each give-up. */
-    cr_expect_eq(owner_events(&owner, NSYS_CLIENT_EV_RETRYING), 3);
+    cr_expect_eq(owner_events(&t.owner, NSYS_CLIENT_EV_RETRYING), 3);
 
-    cr_assert_eq(nsys_runtime_stop(rt), 0);
-    T_RUNTIME_FREE(rt);
-    t_probe_destroy(&owner);
-    close(holder);
+    end_tree_test(&t);
 }
 
 Test(config_client, an_owner_that_is_not_registered_fails_the_start)
 {
-    nsys_runtime_t *rt = new_runtime();
-    uint16_t port = 0;
-    start_echo(rt, 0, &port);
-    char doc[512];
-    snprintf(doc, sizeof doc,
-             "{'supervisor': {'children': [{'id': 'link', 'behaviour': 'client', "
-             "'args': {'port': %u, 'register': 'cc.client', 'owner': 'cc.nobody'}}]}}",
-             (unsigned)port);
-    nsys_ref_t root = NSYS_REF_NONE;
-    char err[512] = "";
-    int rc = start_tree(rt, doc, &root, err, sizeof err);
-    cr_expect_eq(rc, NSYS_ENOACTOR, "start returned %s (%s)", nsys_strerror(rc), err);
-    cr_expect_not_null(strstr(err, "'link'"), "the error names the child: %s", err);
+    tree_test_t t;
+    nsys_runtime_t *rt = begin_tree_test(&t, DIAL_ECHO, NULL);
+    expect_start_fails(rt, NSYS_ENOACTOR,
+                       C("'port': %u, 'register': 'cc.client', 'owner': 'cc.nobody'"),
+                       (unsigned)t.port);
     nsys_ref_t ref = NSYS_REF_NONE;
     cr_expect_eq(nsys_whereis(rt, "cc.client", &ref), NSYS_ENOENT, "the name was left behind");
 
-    cr_assert_eq(nsys_runtime_stop(rt), 0);
-    T_RUNTIME_FREE(rt);
+    end_tree_test(&t);
 }
 
 Test(config_client, a_register_name_already_taken_fails_the_start)
 {
-    nsys_runtime_t *rt = new_runtime();
-    uint16_t port = 0;
-    start_echo(rt, 0, &port);
-    t_probe_t holder;
-    nsys_ref_t holder_ref = start_owner(rt, &holder, "cc.taken");
-    char doc[512];
-    snprintf(doc, sizeof doc,
-             "{'supervisor': {'children': [{'id': 'link', 'behaviour': 'client', "
-             "'args': {'port': %u, 'register': 'cc.taken'}}]}}",
-             (unsigned)port);
-    nsys_ref_t root = NSYS_REF_NONE;
-    char err[512] = "";
-    int rc = start_tree(rt, doc, &root, err, sizeof err);
-    cr_expect_eq(rc, NSYS_ENAMETAKEN, "start returned %s (%s)", nsys_strerror(rc), err);
-    cr_expect_not_null(strstr(err, "'link'"), "the error names the child: %s", err);
+    tree_test_t t;
+    nsys_runtime_t *rt = begin_tree_test(&t, DIAL_ECHO, "cc.taken");
+    expect_start_fails(rt, NSYS_ENAMETAKEN, C("'port': %u, 'register': 'cc.taken'"),
+                       (unsigned)t.port);
     nsys_ref_t ref = NSYS_REF_NONE;
     cr_expect_eq(nsys_whereis(rt, "cc.taken", &ref), 0);
-    cr_expect_eq(ref, holder_ref, "the name still belongs to its holder");
+    cr_expect_eq(ref, t.owner_ref, "the name still belongs to its holder");
 
-    cr_assert_eq(nsys_runtime_stop(rt), 0);
-    T_RUNTIME_FREE(rt);
-    t_probe_destroy(&holder);
+    end_tree_test(&t);
 }
 
 /* Args handed over at run time were never validated: the init checks them. */
 Test(config_client, bad_args_given_at_run_time_fail_the_init)
 {
-    nsys_runtime_t *rt = new_runtime();
-    uint16_t port = 0;
-    start_echo(rt, 0, &port);
-    char doc[512];
-    snprintf(doc, sizeof doc,
-             "{'supervisor': {'strategy': 'simple_one_for_one', 'template': "
-             "{'behaviour': 'client', 'args': {'port': %u}}}}",
-             (unsigned)port);
-    nsys_ref_t root = NSYS_REF_NONE;
-    char err[512] = "";
-    int rc = start_tree(rt, doc, &root, err, sizeof err);
-    cr_assert_eq(rc, 0, "start: %s (%s)", nsys_strerror(rc), err);
+    tree_test_t t;
+    nsys_runtime_t *rt = begin_tree_test(&t, DIAL_ECHO, NULL);
+    nsys_ref_t root = start_tree_ok(rt,
+                                    "{'supervisor': {'strategy': 'simple_one_for_one', 'template': "
+                                    "{'behaviour': 'client', 'args': {'port': %u}}}}",
+                                    (unsigned)t.port);
 
     static const char *const bad[] = {
         "{\"port\": 0}",
@@ -1269,18 +1190,17 @@ Test(config_client, bad_args_given_at_run_time_fail_the_init)
         cJSON *args = cJSON_Parse(bad[i]);
         cr_assert_not_null(args);
         nsys_ref_t child = NSYS_REF_NONE;
-        rc = nsys_supervisor_start_child(rt, root, args, &child);
+        int rc = nsys_supervisor_start_child(rt, root, args, &child);
         cJSON_Delete(args);
         cr_expect_eq(rc, NSYS_ECONFIG, "%s: start_child returned %s", bad[i], nsys_strerror(rc));
     }
 
     /* The template's own args still work. */
     nsys_ref_t child = NSYS_REF_NONE;
-    rc = nsys_supervisor_start_child(rt, root, NULL, &child);
+    int rc = nsys_supervisor_start_child(rt, root, NULL, &child);
     cr_assert_eq(rc, 0, "start_child: %s", nsys_strerror(rc));
     nsys_client_stats_t st;
     cr_expect(wait_state(rt, child, NSYS_CLIENT_UP, &st));
 
-    cr_assert_eq(nsys_runtime_stop(rt), 0);
-    T_RUNTIME_FREE(rt);
+    end_tree_test(&t);
 }

@@ -28,6 +28,7 @@
 #include <netsys/net.h>
 #include <netsys/netsys.h>
 
+#include "common/config_fixture.h"
 #include "common/wait.h"
 
 static void setup(void)
@@ -40,84 +41,8 @@ TestSuite(config_listener, .init = setup, .timeout = 120);
 
 /* ---- helpers --------------------------------------------------------------------- */
 
-/* A copy of `s` with every ' turned into ". */
-static char *dq(const char *s)
-{
-    char *c = strdup(s);
-    cr_assert_not_null(c);
-    for (char *p = c; *p != '\0'; p++)
-        if (*p == '\'')
-            *p = '"';
-    return c;
-}
-
-static char *diag_text(const nsys_config_diag_t *d)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    cr_assert_not_null(f);
-    nsys_config_diag_print(d, "doc", f);
-    fclose(f);
-    return buf;
-}
-
-/* A document whose root supervisor has one child `child` (JSON). */
-#define W(child) "{'supervisor': {'children': [" child "]}}"
 /* A listener child with `args` (the inside of the args object). */
 #define L(args) W("{'id': 'web', 'behaviour': 'listener', 'args': {" args "}}")
-
-static nsys_config_t *load_ok(const char *json_sq)
-{
-    char *json = dq(json_sq);
-    nsys_config_t *cfg = NULL;
-    nsys_config_diag_t *d = NULL;
-    int rc = nsys_config_load_string(json, strlen(json), "doc", &cfg, &d);
-    if (rc != 0) {
-        char *t = diag_text(d);
-        cr_log_error("%s", t != NULL ? t : "");
-        free(t);
-    }
-    free(json);
-    cr_assert_eq(rc, 0, "load failed: %s", nsys_strerror(rc));
-    cr_assert_null(d);
-    cr_assert_not_null(cfg);
-    return cfg;
-}
-
-/* Loads an invalid document and checks it produced exactly the errors given
- * (path, exact message) in this order. */
-typedef struct want {
-    const char *path;
-    const char *msg;
-} want_t;
-
-static void expect_errors(const char *json_sq, const want_t *want, size_t n)
-{
-    char *json = dq(json_sq);
-    nsys_config_t *cfg = NULL;
-    nsys_config_diag_t *d = NULL;
-    int rc = nsys_config_load_string(json, strlen(json), "doc", &cfg, &d);
-    free(json);
-    cr_assert_eq(rc, NSYS_ECONFIG, "expected NSYS_ECONFIG, got %s", nsys_strerror(rc));
-    cr_assert_null(cfg);
-    char *t = diag_text(d);
-    cr_expect_eq(nsys_config_diag_count(d), n, "want %zu errors, got:\n%s", n, t);
-    for (size_t i = 0; i < n && i < nsys_config_diag_count(d); i++) {
-        cr_expect_str_eq(nsys_config_diag_path(d, i), want[i].path, "error %zu of:\n%s", i, t);
-        cr_expect_str_eq(nsys_config_diag_message(d, i), want[i].msg, "error %zu of:\n%s", i, t);
-    }
-    free(t);
-    nsys_config_diag_free(d);
-}
-
-#define EXPECT_ERRORS(json, ...)                                                                   \
-    do {                                                                                           \
-        const want_t w_[] = {__VA_ARGS__};                                                         \
-        expect_errors(json, w_, sizeof w_ / sizeof w_[0]);                                         \
-    } while (0)
-
-#define ARGS "$.supervisor.children[0].args"
 
 /* ---- registration ----------------------------------------------------------------- */
 

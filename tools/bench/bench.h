@@ -7,7 +7,8 @@
  * bench_json_*), everything else on stderr, and returns 0 on success or 1 when
  * a run or a correctness check failed. A server subcommand (echo-server) also
  * prints status lines there ({"event":...}, bench_json_begin_event), so that
- * scripts can wait for it to listen.
+ * scripts can wait for it to listen; so does a long run (soak: one
+ * {"event":"sample",...} line every few seconds) to show its progress.
  *
  * Not for: anything the runtime itself needs; the benchmarks only use the
  * public API (plus runtime/mpsc.h for the bare-queue baseline).

@@ -29,6 +29,7 @@ extern const bench_cmd_t bench_cmd_sup_restart;
 extern const bench_cmd_t bench_cmd_echo_client;
 extern const bench_cmd_t bench_cmd_echo_server;
 extern const bench_cmd_t bench_cmd_idle_client;
+extern const bench_cmd_t bench_cmd_soak;
 
 /* New subcommands go here. */
 /* clang-format off */
@@ -42,6 +43,7 @@ static const bench_cmd_t *const commands[] = {
     &bench_cmd_echo_client,
     &bench_cmd_echo_server,
     &bench_cmd_idle_client,
+    &bench_cmd_soak,
 };
 /* clang-format on */
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))

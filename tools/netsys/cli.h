@@ -91,7 +91,8 @@ typedef enum cli_traffic_counter {
 typedef struct cli_traffic {
     _Atomic uint64_t n[CLI_NTRAFFIC];
     atomic_int state;             /* nsys_client_state_t of the latest pinger's link */
-    _Atomic uint64_t backoff_ms;  /* its current reconnect delay (state BACKOFF) */
+    _Atomic uint64_t backoff_ms;  /* its reconnect delay, stored before state BACKOFF and
+                                     read after it (only meaningful then) */
 } cli_traffic_t;
 
 extern cli_traffic_t cli_traffic;

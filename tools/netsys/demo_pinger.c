@@ -196,15 +196,15 @@ static void on_event(pinger_t *p, const nsys_client_event_t *ev)
             count(CLI_TRAFFIC_RECONNECTS, 1);
         p->connected = true;
         atomic_store(&cli_traffic.state, NSYS_CLIENT_UP);
-        atomic_store(&cli_traffic.backoff_ms, 0);
         break;
     case NSYS_CLIENT_EV_DISCONNECTED:
         p->epoch++;
         atomic_store(&cli_traffic.state, NSYS_CLIENT_CONNECTING);
         break;
     case NSYS_CLIENT_EV_RETRYING:
-        atomic_store(&cli_traffic.state, NSYS_CLIENT_BACKOFF);
+        /* The delay first: a reader that sees BACKOFF then sees its delay. */
         atomic_store(&cli_traffic.backoff_ms, ev->delay_ms);
+        atomic_store(&cli_traffic.state, NSYS_CLIENT_BACKOFF);
         break;
     case NSYS_CLIENT_EV_SEND_FAILED:
         /* The pinger is the client's only sender, so the client's message

@@ -50,7 +50,7 @@ void run_snapshot_take(run_shared_t *sh, run_snapshot_t *out)
         out->counters[i] = atomic_load_explicit(&sh->counters[i], memory_order_relaxed);
     for (size_t i = 0; i < CLI_NTRAFFIC; i++)
         out->traffic[i] = atomic_load_explicit(&cli_traffic.n[i], memory_order_relaxed);
-    out->link_state = atomic_load(&cli_traffic.state);
+    out->link_state = atomic_load(&cli_traffic.state); /* before the delay: see cli.h */
     out->backoff_ms = atomic_load(&cli_traffic.backoff_ms);
     out->uptime_ms = (uv_hrtime() - sh->start_ns) / 1000000u;
 }

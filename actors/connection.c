@@ -46,12 +46,49 @@ typedef struct outmsg {
     uint64_t end; /* 0: not on the current connection */
 } outmsg_t;
 
+/* Client options that own their strings and stop_on list (copies), for
+ * the start arguments and the actor alike. */
+typedef struct owned_opts {
+    nsys_client_opts_t o; /* name, host and stop_on point at the copies below */
+    char *name, *host;
+    int *stop_on;
+} owned_opts_t;
+
+static void owned_opts_free(owned_opts_t *w)
+{
+    free(w->name);
+    free(w->host);
+    free(w->stop_on);
+    w->name = w->host = NULL;
+    w->stop_on = NULL;
+}
+
+/* Copies `src` into `w` (a NULL name becomes `default_name`, which may be
+ * NULL too). NSYS_ENOMEM, with nothing kept, when out of memory. */
+static int owned_opts_copy(owned_opts_t *w, const nsys_client_opts_t *src, const char *default_name)
+{
+    const char *name = src->name != NULL ? src->name : default_name;
+    w->o = *src;
+    w->name = name != NULL ? strdup(name) : NULL;
+    w->host = strdup(src->host);
+    w->stop_on = src->nstop_on > 0 ? malloc(src->nstop_on * sizeof(int)) : NULL;
+    if (w->host == NULL || (name != NULL && w->name == NULL) ||
+        (src->nstop_on > 0 && w->stop_on == NULL)) {
+        owned_opts_free(w);
+        return NSYS_ENOMEM;
+    }
+    if (src->nstop_on > 0)
+        memcpy(w->stop_on, src->stop_on, src->nstop_on * sizeof(int));
+    w->o.name = w->name;
+    w->o.host = w->host;
+    w->o.stop_on = w->stop_on;
+    return 0;
+}
+
 typedef struct client {
     nsys_ctx_t *ctx;
     nsys_runtime_t *rt;
-    nsys_client_opts_t o;
-    char *name, *host;
-    int *stop_on;
+    owned_opts_t own; /* own.o: the options, defaults applied */
     nsys_client_state_t state;
     nsys_dial_t *dial;
     nsys_conn_t *conn;
@@ -105,10 +142,10 @@ static void emit(client_t *c, nsys_client_event_kind_t kind, int code, uint64_t 
     ev.msg_id = msg_id;
     snprintf(ev.peer, sizeof ev.peer, "%s", c->peer);
     snprintf(ev.message, sizeof ev.message, "%s", text != NULL ? text : "");
-    if (c->o.on_event != NULL)
-        c->o.on_event(c->rt, &ev, c->o.user_data);
-    if (c->o.owner != NSYS_REF_NONE)
-        nsys_send(c->rt, c->o.owner, NSYS_MSG_CLIENT_EVENT, &ev, sizeof ev);
+    if (c->own.o.on_event != NULL)
+        c->own.o.on_event(c->rt, &ev, c->own.o.user_data);
+    if (c->own.o.owner != NSYS_REF_NONE)
+        nsys_send(c->rt, c->own.o.owner, NSYS_MSG_CLIENT_EVENT, &ev, sizeof ev);
     for (size_t i = 0; i < c->nsubs;) {
         if (nsys_send(c->rt, c->subs[i], NSYS_MSG_CLIENT_EVENT, &ev, sizeof ev) == NSYS_ENOACTOR)
             c->subs[i] = c->subs[--c->nsubs]; /* gone: forget it */
@@ -158,7 +195,7 @@ static void hand_over(client_t *c)
     if (c->state != NSYS_CLIENT_UP || c->conn == NULL)
         return;
     while (c->handed < c->count &&
-           nsys_conn_write_queued(c->conn) < c->o.transport.write_high) {
+           nsys_conn_write_queued(c->conn) < c->own.o.transport.write_high) {
         outmsg_t *m = at(c, c->handed);
         int rc = nsys_conn_send_buf(c->conn, nsys_buf_ref(m->buf));
         if (rc != 0) {
@@ -197,26 +234,26 @@ static void outbox_add(client_t *c, nsys_buf_t *b)
     uint64_t id = ++c->st.sent;
     size_t len = nsys_buf_len(b);
     outmsg_t m = {.buf = b, .id = id};
-    if (len > c->o.transport.max_payload) {
+    if (len > c->own.o.transport.max_payload) {
         char text[NSYS_NET_MESSAGE_MAX];
         snprintf(text, sizeof text, "payload exceeds maximum (%zu > %zu)", len,
-                 c->o.transport.max_payload);
+                 c->own.o.transport.max_payload);
         fail_msg(c, &m, NSYS_EMSGSIZE, text);
         return;
     }
-    if (len > c->o.outbox_max_bytes) { /* would empty the outbox and still not fit */
+    if (len > c->own.o.outbox_max_bytes) { /* would empty the outbox and still not fit */
         char text[NSYS_NET_MESSAGE_MAX];
         snprintf(text, sizeof text, "message of %zu bytes is larger than the outbox (%zu bytes)",
-                 len, c->o.outbox_max_bytes);
+                 len, c->own.o.outbox_max_bytes);
         fail_msg(c, &m, NSYS_ENOSPC, text);
         return;
     }
-    while (c->count >= c->o.outbox_max_messages || c->bytes + len > c->o.outbox_max_bytes) {
+    while (c->count >= c->own.o.outbox_max_messages || c->bytes + len > c->own.o.outbox_max_bytes) {
         /* Only a message not yet on the connection can be dropped. */
-        if (c->o.overflow != NSYS_OUTBOX_DROP_OLDEST || c->handed >= c->count) {
+        if (c->own.o.overflow != NSYS_OUTBOX_DROP_OLDEST || c->handed >= c->count) {
             char text[NSYS_NET_MESSAGE_MAX];
             snprintf(text, sizeof text, "outbox full (%zu messages, %zu bytes; limits %zu, %zu)",
-                     c->count, c->bytes, c->o.outbox_max_messages, c->o.outbox_max_bytes);
+                     c->count, c->bytes, c->own.o.outbox_max_messages, c->own.o.outbox_max_bytes);
             fail_msg(c, &m, NSYS_ENOSPC, text);
             return;
         }
@@ -249,8 +286,8 @@ static void start_connect(client_t *c);
 
 static bool is_permanent(const client_t *c, int code)
 {
-    for (size_t i = 0; i < c->o.nstop_on; i++)
-        if (c->stop_on[i] == code)
+    for (size_t i = 0; i < c->own.o.nstop_on; i++)
+        if (c->own.stop_on[i] == code)
             return true;
     return false;
 }
@@ -269,12 +306,12 @@ static void failed(client_t *c, int code, const char *text, bool attempt)
     else
         c->fails = 0;
     nsys_backoff_failure(&c->bo);
-    bool out_of_attempts = counts && c->o.max_attempts > 0 && c->fails >= c->o.max_attempts;
+    bool out_of_attempts = counts && c->own.o.max_attempts > 0 && c->fails >= c->own.o.max_attempts;
     if (is_permanent(c, code) || out_of_attempts) {
         char why[NSYS_NET_MESSAGE_MAX];
         snprintf(why, sizeof why, "%s: %s", out_of_attempts ? "attempts exhausted" : "stop_on error",
                  text);
-        NSYS_LOG(NSYS_LOG_WARN, "client %s: giving up after %u failed attempt%s: %s", c->name,
+        NSYS_LOG(NSYS_LOG_WARN, "client %s: giving up after %u failed attempt%s: %s", c->own.name,
                  c->fails, c->fails == 1 ? "" : "s", why);
         emit(c, NSYS_CLIENT_EV_GAVE_UP, code, 0, why);
         nsys_exit(c->ctx, code != 0 ? code : NSYS_EFAILED);
@@ -287,7 +324,7 @@ static void failed(client_t *c, int code, const char *text, bool attempt)
     c->st.attempt = c->fails;
     c->st.backoff_ms = c->backoff_ms;
     c->state = NSYS_CLIENT_BACKOFF;
-    NSYS_LOG(NSYS_LOG_INFO, "client %s: %s; retrying in %llu ms (%u failed attempt%s)", c->name,
+    NSYS_LOG(NSYS_LOG_INFO, "client %s: %s; retrying in %llu ms (%u failed attempt%s)", c->own.name,
              text, (unsigned long long)c->backoff_ms, c->fails, c->fails == 1 ? "" : "s");
     emit(c, NSYS_CLIENT_EV_RETRYING, code, 0, text);
     int rc = nsys_send_after(c->ctx, nsys_self(c->ctx), c->backoff_ms, MSG_RETRY, NULL, 0, NULL);
@@ -304,18 +341,18 @@ static int conn_message(void *ud, nsys_conn_t *conn, nsys_buf_t *msg)
     client_t *c = ud;
     c->last_rx_ms = now_ms();
     c->ping_at_ms = 0;
-    if (c->o.heartbeat_ms > 0 && nsys_buf_len(msg) == 0 &&
-        c->o.transport.codec == NSYS_CODEC_LENGTH) {
+    if (c->own.o.heartbeat_ms > 0 && nsys_buf_len(msg) == 0 &&
+        c->own.o.transport.codec == NSYS_CODEC_LENGTH) {
         nsys_buf_unref(msg); /* a pong */
         return 0;
     }
     c->st.received++;
-    if (c->o.on_message != NULL) {
-        c->o.on_message(c->rt, nsys_self(c->ctx), nsys_buf_data(msg), nsys_buf_len(msg),
-                        c->o.user_data);
+    if (c->own.o.on_message != NULL) {
+        c->own.o.on_message(c->rt, nsys_self(c->ctx), nsys_buf_data(msg), nsys_buf_len(msg),
+                        c->own.o.user_data);
         nsys_buf_unref(msg);
-    } else if (c->o.owner == NSYS_REF_NONE ||
-               nsys_send_buf(c->rt, c->o.owner, NSYS_MSG_NET_MESSAGE, msg) != 0) {
+    } else if (c->own.o.owner == NSYS_REF_NONE ||
+               nsys_send_buf(c->rt, c->own.o.owner, NSYS_MSG_NET_MESSAGE, msg) != 0) {
         nsys_buf_unref(msg);
     }
     return 0;
@@ -361,7 +398,7 @@ static void dial_done(void *ud, int status, int fd, const char *text)
         nsys_io_leave(c->ctx);
         return;
     }
-    int rc = nsys_conn_open_fd(nsys_ctx_loop(c->ctx), fd, &c->o.transport, &client_events, c,
+    int rc = nsys_conn_open_fd(nsys_ctx_loop(c->ctx), fd, &c->own.o.transport, &client_events, c,
                                &c->conn);
     if (rc != 0) {
         close(fd);
@@ -381,7 +418,7 @@ static void dial_done(void *ud, int status, int fd, const char *text)
     nsys_backoff_success(&c->bo); /* the delays reset once this stays up */
     c->last_rx_ms = now_ms();
     c->ping_at_ms = 0;
-    NSYS_LOG(NSYS_LOG_INFO, "client %s: connected to %s", c->name, text);
+    NSYS_LOG(NSYS_LOG_INFO, "client %s: connected to %s", c->own.name, text);
     emit(c, NSYS_CLIENT_EV_CONNECTED, 0, 0, text);
     hand_over(c);
     nsys_io_leave(c->ctx);
@@ -391,12 +428,12 @@ static void start_connect(client_t *c)
 {
     c->state = NSYS_CLIENT_CONNECTING;
     c->st.state = c->state;
-    int rc = nsys_dial(nsys_ctx_loop(c->ctx), c->host, c->o.port, c->o.connect_timeout_ms,
+    int rc = nsys_dial(nsys_ctx_loop(c->ctx), c->own.host, c->own.o.port, c->own.o.connect_timeout_ms,
                        dial_done, c, &c->dial);
     if (rc != 0) {
         char text[NSYS_NET_MESSAGE_MAX];
-        snprintf(text, sizeof text, "%s:%u: cannot start a connect: %s", c->host,
-                 (unsigned)c->o.port, uv_strerror(rc));
+        snprintf(text, sizeof text, "%s:%u: cannot start a connect: %s", c->own.host,
+                 (unsigned)c->own.o.port, uv_strerror(rc));
         failed(c, rc, text, true);
     }
 }
@@ -444,49 +481,32 @@ static int client_init(nsys_ctx_t *ctx, void *state, void *args)
     }
     c->ctx = ctx;
     c->rt = nsys_ctx_runtime(ctx);
-    c->o = *o;
-    c->name = strdup(o->name != NULL ? o->name : "client");
-    c->host = strdup(o->host);
-    c->stop_on = o->nstop_on > 0 ? malloc(o->nstop_on * sizeof(int)) : NULL;
-    if (c->name == NULL || c->host == NULL || (o->nstop_on > 0 && c->stop_on == NULL)) {
-        free(c->name);
-        free(c->host);
-        free(c->stop_on);
+    if (owned_opts_copy(&c->own, o, "client") != 0)
         return NSYS_ENOMEM;
-    }
-    if (o->nstop_on > 0)
-        memcpy(c->stop_on, o->stop_on, o->nstop_on * sizeof(int));
-    c->o.name = c->name;
-    c->o.host = c->host;
-    c->o.stop_on = c->stop_on;
-    nsys_transport_opts_resolve(&o->transport, &c->o.transport);
-    if (c->o.connect_timeout_ms == 0)
-        c->o.connect_timeout_ms = NSYS_DIAL_TIMEOUT_DEFAULT_MS;
-    if (c->o.outbox_max_messages == 0)
-        c->o.outbox_max_messages = NSYS_CLIENT_OUTBOX_MESSAGES_DEFAULT;
-    if (c->o.outbox_max_bytes == 0)
-        c->o.outbox_max_bytes = NSYS_CLIENT_OUTBOX_BYTES_DEFAULT;
-    if (c->o.heartbeat_ms > 0 && c->o.heartbeat_timeout_ms == 0)
-        c->o.heartbeat_timeout_ms = c->o.heartbeat_ms;
+    nsys_transport_opts_resolve(&o->transport, &c->own.o.transport);
+    if (c->own.o.connect_timeout_ms == 0)
+        c->own.o.connect_timeout_ms = NSYS_DIAL_TIMEOUT_DEFAULT_MS;
+    if (c->own.o.outbox_max_messages == 0)
+        c->own.o.outbox_max_messages = NSYS_CLIENT_OUTBOX_MESSAGES_DEFAULT;
+    if (c->own.o.outbox_max_bytes == 0)
+        c->own.o.outbox_max_bytes = NSYS_CLIENT_OUTBOX_BYTES_DEFAULT;
+    if (c->own.o.heartbeat_ms > 0 && c->own.o.heartbeat_timeout_ms == 0)
+        c->own.o.heartbeat_timeout_ms = c->own.o.heartbeat_ms;
     const char *bad = NULL;
     int rc = check_opts(o, &c->bo, &bad);
     if (rc != 0) {
-        NSYS_LOG(NSYS_LOG_ERROR, "client %s: %s", c->name, bad);
-        free(c->name);
-        free(c->host);
-        free(c->stop_on);
+        NSYS_LOG(NSYS_LOG_ERROR, "client %s: %s", c->own.name, bad);
+        owned_opts_free(&c->own);
         return rc;
     }
     nsys_set_turn_hook(ctx, flush_hook);
-    if (c->o.heartbeat_ms > 0) {
-        uint64_t tick = c->o.heartbeat_ms < c->o.heartbeat_timeout_ms ? c->o.heartbeat_ms
-                                                                      : c->o.heartbeat_timeout_ms;
+    if (c->own.o.heartbeat_ms > 0) {
+        uint64_t tick = c->own.o.heartbeat_ms < c->own.o.heartbeat_timeout_ms ? c->own.o.heartbeat_ms
+                                                                      : c->own.o.heartbeat_timeout_ms;
         tick = tick / 4 > 0 ? tick / 4 : 1;
         rc = nsys_send_interval(ctx, nsys_self(ctx), tick, MSG_HEARTBEAT, NULL, 0, NULL);
         if (rc != 0) {
-            free(c->name);
-            free(c->host);
-            free(c->stop_on);
+            owned_opts_free(&c->own);
             return rc;
         }
     }
@@ -500,15 +520,15 @@ static void heartbeat(client_t *c)
         return;
     uint64_t now = now_ms();
     if (c->ping_at_ms != 0) {
-        if (now - c->ping_at_ms >= c->o.heartbeat_timeout_ms) {
+        if (now - c->ping_at_ms >= c->own.o.heartbeat_timeout_ms) {
             char text[NSYS_NET_MESSAGE_MAX];
             snprintf(text, sizeof text, "heartbeat: no reply within %llu ms",
-                     (unsigned long long)c->o.heartbeat_timeout_ms);
+                     (unsigned long long)c->own.o.heartbeat_timeout_ms);
             nsys_conn_abort(c->conn, NSYS_ETIMEDOUT, text);
         }
         return;
     }
-    if (now - c->last_rx_ms >= c->o.heartbeat_ms && nsys_conn_send(c->conn, NULL, 0) == 0)
+    if (now - c->last_rx_ms >= c->own.o.heartbeat_ms && nsys_conn_send(c->conn, NULL, 0) == 0)
         c->ping_at_ms = now;
 }
 
@@ -599,9 +619,7 @@ static void client_terminate(nsys_ctx_t *ctx, void *state, int reason)
     }
     free(c->ring);
     free(c->subs);
-    free(c->name);
-    free(c->host);
-    free(c->stop_on);
+    owned_opts_free(&c->own);
 }
 
 const nsys_behaviour_t nsys_client_behaviour = {
@@ -614,19 +632,10 @@ const nsys_behaviour_t nsys_client_behaviour = {
 
 /* ---- the API ------------------------------------------------------------------------------------------ */
 
-typedef struct start_args {
-    nsys_client_opts_t o;
-    char *name, *host;
-    int *stop_on;
-} start_args_t;
-
 static void start_args_free(void *p)
 {
-    start_args_t *a = p;
-    free(a->name);
-    free(a->host);
-    free(a->stop_on);
-    free(a);
+    owned_opts_free(p);
+    free(p);
 }
 
 int nsys_tcp_client_start(nsys_runtime_t *rt, const nsys_client_opts_t *opts, nsys_ref_t *ref)
@@ -643,23 +652,13 @@ int nsys_tcp_client_start(nsys_runtime_t *rt, const nsys_client_opts_t *opts, ns
     }
     /* init runs later, on the client's scheduler: give it options that
      * live until then. */
-    start_args_t *a = calloc(1, sizeof *a);
+    owned_opts_t *a = calloc(1, sizeof *a);
     if (a == NULL)
         return NSYS_ENOMEM;
-    a->o = *opts;
-    a->name = opts->name != NULL ? strdup(opts->name) : NULL;
-    a->host = strdup(opts->host);
-    a->stop_on = opts->nstop_on > 0 ? malloc(opts->nstop_on * sizeof(int)) : NULL;
-    if (a->host == NULL || (opts->name != NULL && a->name == NULL) ||
-        (opts->nstop_on > 0 && a->stop_on == NULL)) {
-        start_args_free(a);
+    if (owned_opts_copy(a, opts, NULL) != 0) {
+        free(a);
         return NSYS_ENOMEM;
     }
-    if (opts->nstop_on > 0)
-        memcpy(a->stop_on, opts->stop_on, opts->nstop_on * sizeof(int));
-    a->o.name = a->name;
-    a->o.host = a->host;
-    a->o.stop_on = a->stop_on;
     nsys_spawn_opts_t so = NSYS_SPAWN_OPTS_DEFAULTS;
     so.args = a;
     so.args_free = start_args_free;

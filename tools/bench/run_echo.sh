@@ -70,16 +70,7 @@ for s in "${servers[@]}"; do
     fi
 done
 
-server_pin=()
-client_pin=()
-if [ "${PIN:-1}" = 0 ]; then
-    echo "$0: note: PIN=0, servers and client run unpinned" >&2
-elif command -v taskset >/dev/null; then
-    server_pin=(taskset -c 0)
-    client_pin=(taskset -c 1)
-else
-    echo "$0: note: taskset not found, servers and client run unpinned" >&2
-fi
+set_pins servers
 
 raw=$(mktemp)
 server_out=$(mktemp)
@@ -89,26 +80,13 @@ server_label=
 # Stops the running server by its PID: SIGTERM, SIGKILL after 5 s. Returns 1
 # if it had to be killed or exited with a non-zero status.
 stop_server() {
-    [ -n "$server_pid" ] || return 0
-    local status=0
-    kill -TERM "$server_pid" 2>/dev/null
-    for _ in $(seq 50); do
-        kill -0 "$server_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$server_pid" 2>/dev/null; then
-        echo "$0: server $server_label ($server_pid) ignored SIGTERM for 5 s, killing it" >&2
-        kill -KILL "$server_pid" 2>/dev/null
-        status=1
-    fi
-    wait "$server_pid" 2>/dev/null
-    local rc=$?
-    if [ $status -eq 0 ] && [ $rc -ne 0 ]; then
-        echo "$0: server $server_label ($server_pid) exited with status $rc after SIGTERM" >&2
-        status=1
-    fi
+    local pid=$server_pid
     server_pid=
-    return $status
+    stop_pid "$pid" "server $server_label" || return 1
+    if [ "$stop_status" -ne 0 ]; then
+        echo "$0: server $server_label ($pid) exited with status $stop_status after SIGTERM" >&2
+        return 1
+    fi
 }
 trap 'stop_server; rm -f "$raw" "$server_out"' EXIT
 trap 'exit 130' INT TERM
@@ -122,13 +100,7 @@ start_server() {
     # shellcheck disable=SC2086 # cmd is a command line
     "${server_pin[@]}" $cmd --port 0 >"$server_out" &
     server_pid=$!
-    port=
-    for _ in $(seq 100); do
-        port=$(sed -n 's/.*"port":\([0-9][0-9]*\).*/\1/p' "$server_out" | head -n 1)
-        [ -n "$port" ] && break
-        kill -0 "$server_pid" 2>/dev/null || break
-        sleep 0.05
-    done
+    wait_port "$server_out" "$server_pid" 100
     if [ -z "$port" ]; then
         echo "$0: server $1 ($cmd) printed no \"port\":N line within 5 s" >&2
         exit 2
@@ -155,17 +127,7 @@ for ((r = 1; r <= runs; r++)); do
             # shellcheck disable=SC2086 # args is a list of options
             line=$("${client_pin[@]}" "$bench" echo-client --host 127.0.0.1 --port "$port" \
                 --workload "$w" --server-label "$s" --timeout 60 $args)
-            rc=$?
-            if [ $rc -ne 0 ] || [ -z "$line" ]; then
-                echo "$0: round $r: $w against $s failed (exit $rc): $line" >&2
-                failures=$((failures + 1))
-                continue
-            fi
-            echo "$line" >&2
-            printf '%s\t%s\n' "$r" "$line" >>"$raw"
-            if [ -n "${RAW:-}" ]; then
-                echo "$line" >>"$RAW"
-            fi
+            collect "$r" "$w against $s" $? "$line"
         done
         stop_server || failures=$((failures + 1))
     done
@@ -177,6 +139,6 @@ if have netsys && have baseline-libuv; then
     ratios=(--ratio w4_tcp_echo_tput@netsys:w4_tcp_echo_tput@baseline-libuv
         --ratio w5_tcp_echo_lat@netsys:w5_tcp_echo_lat@baseline-libuv)
 fi
-python3 "$root/tools/bench/medians.py" "$raw" "$runs" "$failures" run_echo --split server \
+medians run_echo --split server \
     --extra msgs_per_s,mb_per_s,p50_us,p99_us,p999_us,max_us \
     --params count,size,window,warmup,host "${ratios[@]}"

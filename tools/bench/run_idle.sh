@@ -32,37 +32,13 @@ server_args=${NETSYS_SERVER_ARGS:-}
 # 20 s of settling); this script waits a little longer, then kills it.
 server_wait_s=200
 
-server_pin=()
-client_pin=()
-if [ "${PIN:-1}" = 0 ]; then
-    echo "$0: note: PIN=0, server and client run unpinned" >&2
-elif command -v taskset >/dev/null; then
-    server_pin=(taskset -c 0)
-    client_pin=(taskset -c 1)
-else
-    echo "$0: note: taskset not found, server and client run unpinned" >&2
-fi
+set_pins server
 
 raw=$(mktemp)
 server_out=$(mktemp)
 client_out=$(mktemp)
 server_pid=
 client_pid=
-
-# stop PID NAME: SIGTERM, SIGKILL after 5 s; reaps it.
-stop() {
-    [ -n "$1" ] || return 0
-    kill -TERM "$1" 2>/dev/null
-    for _ in $(seq 50); do
-        kill -0 "$1" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$1" 2>/dev/null; then
-        echo "$0: $2 ($1) ignored SIGTERM for 5 s, killing it" >&2
-        kill -KILL "$1" 2>/dev/null
-    fi
-    wait "$1" 2>/dev/null
-}
 
 # await PID SECONDS: waits until PID has exited, at most SECONDS; sets
 # `status` to its exit status (or 124 if it was still running).
@@ -80,7 +56,7 @@ await() {
     status=$?
 }
 
-trap 'stop "$client_pid" client; stop "$server_pid" server; rm -f "$raw" "$server_out" "$client_out"' EXIT
+trap 'stop_pid "$client_pid" client; stop_pid "$server_pid" server; rm -f "$raw" "$server_out" "$client_out"' EXIT
 trap 'exit 130' INT TERM
 
 failures=0
@@ -91,14 +67,8 @@ for ((r = 1; r <= runs; r++)); do
     "${server_pin[@]}" "$bench" echo-server --port 0 --expect-conns "$conns" $server_args \
         >"$server_out" &
     server_pid=$!
-    port=
     # The ready line comes once the RSS before has settled (at most ~10 s).
-    for _ in $(seq 300); do
-        port=$(sed -n 's/^{"event":"listening".*"port":\([0-9][0-9]*\).*/\1/p' "$server_out" | head -n 1)
-        [ -n "$port" ] && break
-        kill -0 "$server_pid" 2>/dev/null || break
-        sleep 0.05
-    done
+    wait_port "$server_out" "$server_pid" 300 '^{"event":"listening"'
     if [ -z "$port" ]; then
         echo "$0: round $r: echo-server printed no listening line within 15 s" >&2
         cat "$server_out" >&2
@@ -128,7 +98,7 @@ for ((r = 1; r <= runs; r++)); do
     done
     if kill -0 "$server_pid" 2>/dev/null; then
         echo "$0: round $r: server still running, stopping it" >&2
-        stop "$server_pid" server
+        stop_pid "$server_pid" server
         server_status=124
     else
         wait "$server_pid" 2>/dev/null
@@ -141,7 +111,7 @@ for ((r = 1; r <= runs; r++)); do
         client_status=$status
         if [ "$client_status" -eq 124 ]; then
             echo "$0: round $r: client still running 30 s after the server ended" >&2
-            stop "$client_pid" client
+            stop_pid "$client_pid" client
         fi
         client_pid=
     fi
@@ -154,13 +124,9 @@ for ((r = 1; r <= runs; r++)); do
         failures=$((failures + 1))
         continue
     fi
-    echo "$line" >&2
-    printf '%s\t%s\n' "$r" "$line" >>"$raw"
-    if [ -n "${RAW:-}" ]; then
-        echo "$line" >>"$RAW"
-    fi
+    record "$r" "$line"
 done
 
-python3 "$root/tools/bench/medians.py" "$raw" "$runs" "$failures" run_idle \
+medians run_idle \
     --extra heap_bytes_per_conn,rss_before,rss_after,peak_rss_kb,reach_s,settle_s \
     --params conns,schedulers,settled

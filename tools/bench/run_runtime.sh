@@ -38,21 +38,11 @@ for ((r = 1; r <= runs; r++)); do
         esac
         # shellcheck disable=SC2086 # extra is a list of options
         line=$("$bench" "$w" $extra)
-        rc=$?
-        if [ $rc -ne 0 ] || [ -z "$line" ]; then
-            echo "$0: round $r: $w failed (exit $rc): $line" >&2
-            failures=$((failures + 1))
-            continue
-        fi
-        echo "$line" >&2
-        printf '%s\t%s\n' "$r" "$line" >>"$raw"
-        if [ -n "${RAW:-}" ]; then
-            echo "$line" >>"$RAW"
-        fi
+        collect "$r" "$w" $? "$line"
     done
 done
 
-python3 "$root/tools/bench/medians.py" "$raw" "$runs" "$failures" run_runtime \
+medians run_runtime \
     --extra ns_per_roundtrip,ns_per_msg,ns_per_actor,peak_rss_kb,bytes_per_actor \
     --params n,m,producers,schedulers,placement,producer_flow,producer_batch,window,spawn_batch,child_state_bytes,consumer_sched,producer_scheds \
     --ratio w2:w2-limit --ratio w1:w1-limit

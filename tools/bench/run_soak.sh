@@ -46,18 +46,19 @@ pid=
 
 # stop: SIGTERM to the running soak, SIGKILL after 10 s; reaps it.
 stop() {
-    [ -n "$pid" ] || return 0
-    kill -TERM "$pid" 2>/dev/null
-    for _ in $(seq 100); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        echo "$0: soak ($pid) ignored SIGTERM for 10 s, killing it" >&2
-        kill -KILL "$pid" 2>/dev/null
-    fi
-    wait "$pid" 2>/dev/null
+    stop_pid "$pid" soak 10
     pid=
+}
+
+# show_events: passes the {"event":...} lines of `out` after the first
+# `shown` on to stderr; sets `shown` to the lines seen so far.
+show_events() {
+    local lines
+    lines=$(wc -l <"$out")
+    if [ "$lines" -gt "$shown" ]; then
+        sed -n "$((shown + 1)),${lines}p" "$out" | grep '"event"' >&2
+        shown=$lines
+    fi
 }
 trap 'stop; rm -f "$raw" "$out"' EXIT
 trap 'exit 130' INT TERM
@@ -74,11 +75,7 @@ for ((r = 1; r <= runs; r++)); do
     status=124
     for ((t = 0; t < bound * 2; t++)); do
         # Pass the sample lines on as they come.
-        lines=$(wc -l <"$out")
-        if [ "$lines" -gt "$shown" ]; then
-            sed -n "$((shown + 1)),${lines}p" "$out" | grep '"event"' >&2
-            shown=$lines
-        fi
+        show_events
         if ! kill -0 "$pid" 2>/dev/null; then
             wait "$pid" 2>/dev/null
             status=$?
@@ -91,10 +88,7 @@ for ((r = 1; r <= runs; r++)); do
         echo "$0: run $r: no end after $bound s, stopping it" >&2
         stop
     fi
-    lines=$(wc -l <"$out")
-    if [ "$lines" -gt "$shown" ]; then
-        sed -n "$((shown + 1)),${lines}p" "$out" | grep '"event"' >&2
-    fi
+    show_events
     line=$(grep '"workload":"soak_churn"' "$out" | head -n 1)
     if [ -n "$line" ]; then
         echo "$line"
@@ -109,7 +103,7 @@ for ((r = 1; r <= runs; r++)); do
 done
 
 if [ "$runs" -gt 1 ]; then
-    python3 "$root/tools/bench/medians.py" "$raw" "$runs" "$failures" run_soak \
+    medians run_soak \
         --extra rss_after_warmup,rss_end,rss_max,rss_slope_bytes_per_min,heap_growth_bytes,reconnects,sent,echoed \
         --params clients,duration_s,warmup_s,rate_per_client,size,faults,schedulers
     exit $?

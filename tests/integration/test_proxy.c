@@ -216,6 +216,30 @@ static void *stream_frames(void *arg)
     return NULL;
 }
 
+/* Reads every frame the writer `th` streams on s->fd, checks each against
+ * its pattern, joins the writer, and fails the test if either side did. */
+static void receive_stream(streamer_t *s, pthread_t th)
+{
+    uint8_t *want = malloc(s->len), *got = malloc(s->len);
+    cr_assert(want != NULL && got != NULL);
+    int rc = 0;
+    for (int i = 0; i < s->frames && rc == 0; i++) {
+        size_t n = 0;
+        rc = t_read_frame(s->fd, got, s->len, &n, T_WAIT_MS);
+        if (rc == 0) {
+            fill_pattern(want, s->len, (uint32_t)i + 1000u);
+            rc = n == s->len && memcmp(want, got, s->len) == 0 ? 0 : -EBADMSG;
+        }
+        if (rc != 0)
+            cr_log_error("frame %d: %d", i, rc);
+    }
+    pthread_join(th, NULL);
+    free(want);
+    free(got);
+    cr_assert_eq(s->rc, 0, "writer: %d", s->rc);
+    cr_assert_eq(rc, 0);
+}
+
 Test(proxy, large_transfers_arrive_intact)
 {
     uint16_t port;
@@ -226,24 +250,7 @@ Test(proxy, large_transfers_arrive_intact)
     streamer_t s = {.fd = fd, .frames = 32, .len = 256 * 1024};
     pthread_t th;
     cr_assert_eq(pthread_create(&th, NULL, stream_frames, &s), 0);
-    uint8_t *want = malloc(s.len), *got = malloc(s.len);
-    cr_assert(want != NULL && got != NULL);
-    int rc = 0;
-    for (int i = 0; i < s.frames && rc == 0; i++) {
-        size_t n = 0;
-        rc = t_read_frame(fd, got, s.len, &n, T_WAIT_MS);
-        if (rc == 0) {
-            fill_pattern(want, s.len, (uint32_t)i + 1000u);
-            rc = n == s.len && memcmp(want, got, s.len) == 0 ? 0 : -EBADMSG;
-        }
-        if (rc != 0)
-            cr_log_error("frame %d: %d", i, rc);
-    }
-    pthread_join(th, NULL);
-    free(want);
-    free(got);
-    cr_assert_eq(s.rc, 0, "writer: %d", s.rc);
-    cr_assert_eq(rc, 0);
+    receive_stream(&s, th);
     nsys_proxy_stats_t st;
     uint64_t wire = (uint64_t)s.frames * (s.len + 4u);
     WAIT_STATS(px, st, st.bytes_up == wire && st.bytes_down == wire);
@@ -269,24 +276,7 @@ Test(proxy, back_pressure_holds_a_client_that_stops_reading_and_loses_nothing)
     cr_assert_eq(pthread_create(&th, NULL, stream_frames, &s), 0);
     nsys_proxy_stats_t st;
     WAIT_STATS(px, st, st.pauses >= 1); /* nobody reads: the proxy pushed back */
-    uint8_t *want = malloc(s.len), *got = malloc(s.len);
-    cr_assert(want != NULL && got != NULL);
-    int rc = 0;
-    for (int i = 0; i < s.frames && rc == 0; i++) {
-        size_t n = 0;
-        rc = t_read_frame(fd, got, s.len, &n, T_WAIT_MS);
-        if (rc == 0) {
-            fill_pattern(want, s.len, (uint32_t)i + 1000u);
-            rc = n == s.len && memcmp(want, got, s.len) == 0 ? 0 : -EBADMSG;
-        }
-        if (rc != 0)
-            cr_log_error("frame %d: %d", i, rc);
-    }
-    pthread_join(th, NULL);
-    free(want);
-    free(got);
-    cr_assert_eq(s.rc, 0, "writer: %d", s.rc);
-    cr_assert_eq(rc, 0);
+    receive_stream(&s, th);
     close(fd);
     finish();
 }

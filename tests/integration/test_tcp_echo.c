@@ -10,39 +10,18 @@
  */
 #include "common/net.h"
 #include "common/probe.h"
+#include "common/tcp_fixture.h"
 #include "common/wait.h"
 
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 
-static nsys_runtime_t *rt;
-static t_net_log_t net_log;
-static t_probe_t owner;
-
 static void setup(void)
 {
-    nsys_log_set_level(NSYS_LOG_WARN);
-    t_net_log_init(&net_log);
-    t_probe_init(&owner);
-    cr_assert_eq(t_runtime(2, &rt), 0);
-    net_log.rt = rt;
+    t_tcp_setup(NSYS_LOG_WARN, true);
 }
 
-static void teardown(void)
-{
-    nsys_runtime_free(rt);
-    rt = NULL;
-    t_probe_destroy(&owner);
-    t_net_log_destroy(&net_log);
-}
-
-TestSuite(tcp_echo, .init = setup, .fini = teardown, .timeout = 120);
-
-static void finish(void)
-{
-    T_RUNTIME_FREE(rt);
-    rt = NULL;
-}
+TestSuite(tcp_echo, .init = setup, .fini = t_tcp_teardown, .timeout = 120);
 
 static nsys_ref_t start_listener(const nsys_listener_opts_t *o, nsys_listener_info_t *info)
 {
@@ -54,28 +33,36 @@ static nsys_ref_t start_listener(const nsys_listener_opts_t *o, nsys_listener_in
     return ref;
 }
 
-static uint32_t sessions_of(nsys_ref_t listener)
+/* An owner probe that echoes every MESSAGE and a forwarding listener for
+ * it; *port gets the listener's port. */
+static nsys_ref_t start_owned(uint16_t *port)
 {
+    t_tcp_spawn_owner(true);
+    nsys_listener_opts_t o = t_listener_opts(NULL);
+    o.owner = t_probe_ref(&owner);
     nsys_listener_info_t info;
     memset(&info, 0, sizeof(info));
-    if (nsys_listener_info(rt, listener, &info) != 0)
-        return UINT32_MAX;
-    return info.sessions;
+    nsys_ref_t l = start_listener(&o, &info);
+    *port = info.port;
+    return l;
 }
 
-static int connect_to(uint16_t port)
+/* A connection whose session has echoed one frame, so its OPEN is logged. */
+static int connect_echoed(uint16_t port)
 {
-    int fd = t_tcp_connect("127.0.0.1", port, T_WAIT_MS);
-    cr_assert_geq(fd, 0, "connect to 127.0.0.1:%u: %s", port, strerror(-fd));
+    int fd = t_tcp_connect_local(port);
+    cr_assert_eq(t_echo_once(fd, "x", 1, T_WAIT_MS), 0);
     return fd;
 }
 
-static void start_owner(void)
+/* The first OPEN or CLOSED event, waited for with a bound. */
+static t_net_entry_t first_event(uint32_t type)
 {
-    owner.user = &net_log;
-    owner.hook = t_net_owner_hook;
-    cr_assert_eq(t_probe_spawn(rt, &owner, NULL, NULL), 0);
-    T_ASSERT_EVENTUALLY(atomic_load(&owner.inited) == 1, "the owner probe never started");
+    const char *name = type == NSYS_MSG_NET_OPEN ? "OPEN" : "CLOSED";
+    cr_assert(t_net_log_wait(&net_log, type, 1, T_WAIT_MS), "no %s event", name);
+    t_net_entry_t e;
+    cr_assert(t_net_log_nth(&net_log, type, 0, &e), "no %s event", name);
+    return e;
 }
 
 Test(tcp_echo, echoes_a_frame_through_the_built_in_echo_handler)
@@ -90,7 +77,7 @@ Test(tcp_echo, echoes_a_frame_through_the_built_in_echo_handler)
     snprintf(want, sizeof(want), "127.0.0.1:%u", info.port);
     cr_assert_str_eq(info.address, want, "start reported address \"%s\"", info.address);
 
-    int fd = connect_to(info.port);
+    int fd = t_tcp_connect_local(info.port);
     const char msg[] = "hello, netsys";
     int rc = t_echo_once(fd, msg, sizeof(msg) - 1, T_WAIT_MS);
     cr_assert_eq(rc, 0, "echo round trip: %d (%s)", rc, strerror(rc < 0 ? -rc : 0));
@@ -125,7 +112,7 @@ Test(tcp_echo, server_facade_reports_connect_message_and_disconnect_with_the_pee
     /* The callback table is copied: the caller's struct may go. */
     memset(&so, 0, sizeof(so));
 
-    int fd = connect_to(info.port);
+    int fd = t_tcp_connect_local(info.port);
     uint16_t local = t_local_port(fd);
     rc = t_echo_once(fd, "ping", 4, T_WAIT_MS);
     cr_assert_eq(rc, 0, "echo through on_message/nsys_net_send: %d", rc);
@@ -160,23 +147,16 @@ Test(tcp_echo, server_facade_reports_connect_message_and_disconnect_with_the_pee
 
 Test(tcp_echo, owner_mode_forwards_open_message_closed_and_its_replies_reach_the_client)
 {
-    net_log.echo = true;
-    start_owner();
-    nsys_listener_opts_t o = t_listener_opts(NULL);
-    o.owner = t_probe_ref(&owner);
-    nsys_listener_info_t info;
-    memset(&info, 0, sizeof(info));
-    nsys_ref_t l = start_listener(&o, &info);
+    uint16_t port;
+    nsys_ref_t l = start_owned(&port);
 
-    int fd = connect_to(info.port);
+    int fd = t_tcp_connect_local(port);
     uint16_t local = t_local_port(fd);
     const char msg[] = "forward me";
     int rc = t_echo_once(fd, msg, sizeof(msg) - 1, T_WAIT_MS);
     cr_assert_eq(rc, 0, "the owner's reply never reached the client: %d", rc);
 
-    t_net_entry_t open, m;
-    cr_assert(t_net_log_wait(&net_log, NSYS_MSG_NET_OPEN, 1, T_WAIT_MS));
-    cr_assert(t_net_log_nth(&net_log, NSYS_MSG_NET_OPEN, 0, &open));
+    t_net_entry_t open = first_event(NSYS_MSG_NET_OPEN), m;
     cr_assert(open.event_ok, "OPEN's payload is %zu bytes, want sizeof(nsys_net_event_t) = %zu",
               open.size, sizeof(nsys_net_event_t));
     cr_assert_neq(open.from, NSYS_REF_NONE);
@@ -194,9 +174,7 @@ Test(tcp_echo, owner_mode_forwards_open_message_closed_and_its_replies_reach_the
     cr_assert_eq(m.reply_rc, 0, "nsys_net_send from the owner: %s", nsys_strerror(m.reply_rc));
 
     close(fd);
-    cr_assert(t_net_log_wait(&net_log, NSYS_MSG_NET_CLOSED, 1, T_WAIT_MS), "no CLOSED event");
-    t_net_entry_t cl;
-    cr_assert(t_net_log_nth(&net_log, NSYS_MSG_NET_CLOSED, 0, &cl));
+    t_net_entry_t cl = first_event(NSYS_MSG_NET_CLOSED);
     cr_assert(cl.event_ok);
     cr_assert_eq(cl.from, open.from);
     cr_assert_eq(cl.code, 0, "clean close should be code 0, got %d (%s)", cl.code,
@@ -208,18 +186,11 @@ Test(tcp_echo, owner_mode_forwards_open_message_closed_and_its_replies_reach_the
 
 Test(tcp_echo, a_send_to_a_session_that_is_gone_returns_enoactor)
 {
-    net_log.echo = true;
-    start_owner();
-    nsys_listener_opts_t o = t_listener_opts(NULL);
-    o.owner = t_probe_ref(&owner);
-    nsys_listener_info_t info;
-    memset(&info, 0, sizeof(info));
-    nsys_ref_t l = start_listener(&o, &info);
+    uint16_t port;
+    nsys_ref_t l = start_owned(&port);
 
-    int fd = connect_to(info.port);
-    cr_assert_eq(t_echo_once(fd, "x", 1, T_WAIT_MS), 0);
-    t_net_entry_t open;
-    cr_assert(t_net_log_nth(&net_log, NSYS_MSG_NET_OPEN, 0, &open));
+    int fd = connect_echoed(port);
+    t_net_entry_t open = first_event(NSYS_MSG_NET_OPEN);
     nsys_ref_t session = open.from;
 
     /* While it lives, a send from outside the runtime reaches the client. */
@@ -238,7 +209,7 @@ Test(tcp_echo, a_send_to_a_session_that_is_gone_returns_enoactor)
     cr_assert_eq(memcmp(buf, "buffer", 6), 0);
 
     close(fd);
-    cr_assert(t_net_log_wait(&net_log, NSYS_MSG_NET_CLOSED, 1, T_WAIT_MS));
+    first_event(NSYS_MSG_NET_CLOSED);
     T_ASSERT_EVENTUALLY(sessions_of(l) == 0);
     T_ASSERT_EVENTUALLY(!nsys_is_alive(rt, session));
 
@@ -259,18 +230,11 @@ Test(tcp_echo, a_send_to_a_session_that_is_gone_returns_enoactor)
 
 Test(tcp_echo, net_close_from_outside_ends_the_session_gracefully)
 {
-    net_log.echo = true;
-    start_owner();
-    nsys_listener_opts_t o = t_listener_opts(NULL);
-    o.owner = t_probe_ref(&owner);
-    nsys_listener_info_t info;
-    memset(&info, 0, sizeof(info));
-    nsys_ref_t l = start_listener(&o, &info);
+    uint16_t port;
+    nsys_ref_t l = start_owned(&port);
 
-    int fd = connect_to(info.port);
-    cr_assert_eq(t_echo_once(fd, "x", 1, T_WAIT_MS), 0);
-    t_net_entry_t open;
-    cr_assert(t_net_log_nth(&net_log, NSYS_MSG_NET_OPEN, 0, &open));
+    int fd = connect_echoed(port);
+    t_net_entry_t open = first_event(NSYS_MSG_NET_OPEN);
 
     /* A send queued before the close is flushed before the FIN. */
     cr_assert_eq(nsys_net_send(rt, open.session, "bye", 3), 0);
@@ -283,9 +247,7 @@ Test(tcp_echo, net_close_from_outside_ends_the_session_gracefully)
     cr_assert_eq(rc, 0, "want an orderly FIN after nsys_net_close, got %d", rc);
     close(fd);
 
-    cr_assert(t_net_log_wait(&net_log, NSYS_MSG_NET_CLOSED, 1, T_WAIT_MS));
-    t_net_entry_t cl;
-    cr_assert(t_net_log_nth(&net_log, NSYS_MSG_NET_CLOSED, 0, &cl));
+    t_net_entry_t cl = first_event(NSYS_MSG_NET_CLOSED);
     cr_assert_eq(cl.code, 0, "graceful close should be exit reason 0, got %d (%s)", cl.code,
                  nsys_errname(cl.code));
     T_ASSERT_EVENTUALLY(sessions_of(l) == 0);
@@ -294,23 +256,15 @@ Test(tcp_echo, net_close_from_outside_ends_the_session_gracefully)
 
 Test(tcp_echo, a_peer_that_resets_ends_its_session_with_econnreset)
 {
-    net_log.echo = true;
-    start_owner();
-    nsys_listener_opts_t o = t_listener_opts(NULL);
-    o.owner = t_probe_ref(&owner);
-    nsys_listener_info_t info;
-    memset(&info, 0, sizeof(info));
-    nsys_ref_t l = start_listener(&o, &info);
+    uint16_t port;
+    nsys_ref_t l = start_owned(&port);
 
-    int fd = connect_to(info.port);
-    cr_assert_eq(t_echo_once(fd, "x", 1, T_WAIT_MS), 0);
+    int fd = connect_echoed(port);
     struct linger lg = {1, 0}; /* close() sends RST */
     cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
     close(fd);
 
-    cr_assert(t_net_log_wait(&net_log, NSYS_MSG_NET_CLOSED, 1, T_WAIT_MS), "no CLOSED event");
-    t_net_entry_t cl;
-    cr_assert(t_net_log_nth(&net_log, NSYS_MSG_NET_CLOSED, 0, &cl));
+    t_net_entry_t cl = first_event(NSYS_MSG_NET_CLOSED);
     cr_assert_eq(cl.code, UV_ECONNRESET, "CLOSED code %d (%s), want UV_ECONNRESET", cl.code,
                  nsys_errname(cl.code));
     T_ASSERT_EVENTUALLY(sessions_of(l) == 0);

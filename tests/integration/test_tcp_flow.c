@@ -10,48 +10,18 @@
  */
 #include "common/net.h"
 #include "common/probe.h"
+#include "common/tcp_fixture.h"
 #include "common/wait.h"
 
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 
-static nsys_runtime_t *rt;
-static t_net_log_t net_log;
-static t_probe_t owner;
-
 static void setup(void)
 {
-    nsys_log_set_level(NSYS_LOG_WARN);
-    t_net_log_init(&net_log);
-    t_probe_init(&owner);
-    cr_assert_eq(t_runtime(2, &rt), 0);
-    net_log.rt = rt;
+    t_tcp_setup(NSYS_LOG_WARN, true);
 }
 
-static void teardown(void)
-{
-    nsys_runtime_free(rt);
-    rt = NULL;
-    t_probe_destroy(&owner);
-    t_net_log_destroy(&net_log);
-}
-
-TestSuite(tcp_flow, .init = setup, .fini = teardown, .timeout = 120);
-
-static void finish(void)
-{
-    T_RUNTIME_FREE(rt);
-    rt = NULL;
-}
-
-static uint32_t sessions_of(nsys_ref_t listener)
-{
-    nsys_listener_info_t info;
-    memset(&info, 0, sizeof(info));
-    if (nsys_listener_info(rt, listener, &info) != 0)
-        return UINT32_MAX;
-    return info.sessions;
-}
+TestSuite(tcp_flow, .init = setup, .fini = t_tcp_teardown, .timeout = 120);
 
 /* ---- a peer that never reads -------------------------------------------------- */
 
@@ -165,8 +135,8 @@ Test(tcp_flow, pushes_to_a_peer_that_never_reads_end_the_connection_at_write_lim
     cr_assert(t_recs_wait_type(&owner.inbox, NSYS_MSG_NET_ERROR, 1, T_WAIT_MS),
               "no error after %u pushes of %u KiB", sent, PUSH_FRAME >> 10);
     t_rec_t err;
-    cr_assert(t_recs_get(&owner.inbox, (size_t)t_recs_find_type(&owner.inbox, NSYS_MSG_NET_ERROR, 0),
-                         &err));
+    cr_assert(t_recs_get(&owner.inbox,
+                         (size_t)t_recs_find_type(&owner.inbox, NSYS_MSG_NET_ERROR, 0), &err));
     nsys_net_event_t ev;
     memcpy(&ev, err.bytes, sizeof err.bytes < sizeof ev ? sizeof err.bytes : sizeof ev);
     cr_expect_eq(ev.code, NSYS_ENOBUFS, "code %s", nsys_strerror(ev.code));

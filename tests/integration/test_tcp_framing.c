@@ -11,6 +11,7 @@
  */
 #include "common/net.h"
 #include "common/probe.h"
+#include "common/tcp_fixture.h"
 #include "common/wait.h"
 
 #include <criterion/criterion.h>
@@ -18,82 +19,29 @@
 
 #define MAXP 4096u
 
-static nsys_runtime_t *rt;
-static t_net_log_t net_log;
-static t_probe_t owner;
-
 static void setup(void)
 {
-    nsys_log_set_level(NSYS_LOG_ERROR); /* oversize frames are logged; expected here */
-    t_net_log_init(&net_log);
-    t_probe_init(&owner);
-    cr_assert_eq(t_runtime(2, &rt), 0);
-    net_log.rt = rt;
+    t_tcp_setup(NSYS_LOG_ERROR, true); /* oversize frames are logged; expected here */
 }
 
-static void teardown(void)
-{
-    nsys_runtime_free(rt);
-    rt = NULL;
-    t_probe_destroy(&owner);
-    t_net_log_destroy(&net_log);
-}
-
-TestSuite(tcp_framing, .init = setup, .fini = teardown, .timeout = 120);
-
-static void finish(void)
-{
-    T_RUNTIME_FREE(rt);
-    rt = NULL;
-}
-
-static uint32_t sessions_of(nsys_ref_t listener)
-{
-    nsys_listener_info_t info;
-    memset(&info, 0, sizeof(info));
-    if (nsys_listener_info(rt, listener, &info) != 0)
-        return UINT32_MAX;
-    return info.sessions;
-}
-
-static nsys_ref_t start(nsys_listener_opts_t *o, uint16_t *port)
-{
-    nsys_ref_t ref = NSYS_REF_NONE;
-    nsys_listener_info_t info;
-    memset(&info, 0, sizeof(info));
-    int rc = nsys_listener_start(rt, o, &ref, &info);
-    cr_assert_eq(rc, 0, "nsys_listener_start: %s (%s)", nsys_strerror(rc), nsys_net_last_error());
-    *port = info.port;
-    return ref;
-}
+TestSuite(tcp_framing, .init = setup, .fini = t_tcp_teardown, .timeout = 120);
 
 /* An echo listener with max_payload MAXP. */
 static nsys_ref_t start_echo(uint16_t *port)
 {
     nsys_listener_opts_t o = t_listener_opts(&nsys_handler_echo);
     o.transport.max_payload = MAXP;
-    return start(&o, port);
+    return t_tcp_listen(&o, port);
 }
 
 /* A forwarding listener whose owner probe echoes (max_payload `maxp`). */
 static nsys_ref_t start_owned(size_t maxp, uint16_t *port)
 {
-    net_log.echo = true;
-    owner.user = &net_log;
-    owner.hook = t_net_owner_hook;
-    cr_assert_eq(t_probe_spawn(rt, &owner, NULL, NULL), 0);
-    T_ASSERT_EVENTUALLY(atomic_load(&owner.inited) == 1);
+    t_tcp_spawn_owner(true);
     nsys_listener_opts_t o = t_listener_opts(NULL);
     o.owner = t_probe_ref(&owner);
     o.transport.max_payload = maxp;
-    return start(&o, port);
-}
-
-static int connect_to(uint16_t port)
-{
-    int fd = t_tcp_connect("127.0.0.1", port, T_WAIT_MS);
-    cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
-    return fd;
+    return t_tcp_listen(&o, port);
 }
 
 /* Sends a header claiming `claim` bytes and then `send` payload bytes
@@ -123,7 +71,7 @@ Test(tcp_framing, echoes_a_zero_length_payload)
 {
     uint16_t port;
     start_echo(&port);
-    int fd = connect_to(port);
+    int fd = t_tcp_connect_local(port);
     uint8_t zero[4] = {0, 0, 0, 0};
     cr_assert_eq(t_write_all(fd, zero, 4), 0);
     uint8_t back[4] = {1, 1, 1, 1};
@@ -141,7 +89,7 @@ Test(tcp_framing, echoes_a_payload_of_exactly_max_payload)
 {
     uint16_t port;
     start_echo(&port);
-    int fd = connect_to(port);
+    int fd = t_tcp_connect_local(port);
     uint8_t *p = malloc(MAXP);
     cr_assert_not_null(p);
     for (size_t i = 0; i < MAXP; i++)
@@ -157,7 +105,7 @@ Test(tcp_framing, a_frame_one_byte_over_the_maximum_closes_the_connection_and_na
 {
     uint16_t port;
     nsys_ref_t l = start_owned(MAXP, &port);
-    int fd = connect_to(port);
+    int fd = t_tcp_connect_local(port);
     cr_assert_eq(t_echo_once(fd, "ok", 2, T_WAIT_MS), 0);
     send_claim(fd, MAXP + 1, MAXP + 1);
     assert_closed_by_server(fd);
@@ -190,7 +138,7 @@ Test(tcp_framing, the_facade_reports_an_oversized_frame_through_on_error)
     int rc = nsys_tcp_server_start(rt, &so, &l, &info);
     cr_assert_eq(rc, 0, "nsys_tcp_server_start: %s (%s)", nsys_strerror(rc), nsys_net_last_error());
 
-    int fd = connect_to(info.port);
+    int fd = t_tcp_connect_local(info.port);
     send_claim(fd, MAXP + 1, MAXP + 1);
     assert_closed_by_server(fd);
     close(fd);
@@ -285,14 +233,14 @@ static nsys_ref_t start_recording(uint16_t *port)
     nsys_listener_opts_t o = t_listener_opts(&recording_handler);
     o.handler_arg = &hlog;
     o.transport.max_payload = MAXP;
-    return start(&o, port);
+    return t_tcp_listen(&o, port);
 }
 
 Test(tcp_framing, session_send_over_the_maximum_returns_emsgsize_with_the_sizes)
 {
     uint16_t port;
     nsys_ref_t l = start_recording(&port);
-    int fd = connect_to(port);
+    int fd = t_tcp_connect_local(port);
     /* The handler tries an oversized send first, then echoes: the echo must
      * be the only frame that comes back. */
     int rc = t_echo_once(fd, "hi", 2, T_WAIT_MS);
@@ -318,7 +266,7 @@ Test(tcp_framing, on_close_gets_the_oversize_text_when_the_peer_sends_too_much)
 {
     uint16_t port;
     nsys_ref_t l = start_recording(&port);
-    int fd = connect_to(port);
+    int fd = t_tcp_connect_local(port);
     send_claim(fd, MAXP + 1, 16);
     assert_closed_by_server(fd);
     close(fd);
@@ -348,7 +296,7 @@ Test(tcp_framing, net_send_over_the_maximum_inside_a_facade_callback_returns_ems
     memset(&info, 0, sizeof(info));
     int rc = nsys_tcp_server_start(rt, &so, &l, &info);
     cr_assert_eq(rc, 0, "nsys_tcp_server_start: %s", nsys_net_last_error());
-    int fd = connect_to(info.port);
+    int fd = t_tcp_connect_local(info.port);
     rc = t_echo_once(fd, "hi", 2, T_WAIT_MS);
     cr_assert_eq(rc, 0, "the echo after a refused oversized send: %d", rc);
     t_net_entry_t m;
@@ -367,7 +315,7 @@ Test(tcp_framing, net_send_over_the_maximum_from_outside_is_refused_and_the_conn
 {
     uint16_t port;
     nsys_ref_t l = start_owned(MAXP, &port);
-    int fd = connect_to(port);
+    int fd = t_tcp_connect_local(port);
     cr_assert_eq(t_echo_once(fd, "hi", 2, T_WAIT_MS), 0);
     t_net_entry_t open;
     cr_assert(t_net_log_nth(&net_log, NSYS_MSG_NET_OPEN, 0, &open));
@@ -406,7 +354,7 @@ Test(tcp_framing, a_header_claiming_4_GiB_closes_the_connection_without_allocati
 {
     uint16_t port;
     nsys_ref_t l = start_owned(0, &port); /* the default maximum, 1 MiB */
-    int fd = connect_to(port);
+    int fd = t_tcp_connect_local(port);
     cr_assert_eq(t_echo_once(fd, "ok", 2, T_WAIT_MS), 0);
     size_t rss0 = t_rss_bytes();
     send_claim(fd, 0xFFFFFFFFu, 1024);
@@ -469,7 +417,7 @@ Test(tcp_framing, five_hundred_frames_in_one_write_are_echoed_in_order)
 {
     uint16_t port;
     start_echo(&port);
-    int fd = connect_to(port);
+    int fd = t_tcp_connect_local(port);
     size_t total = 0;
     for (int i = 0; i < NFRAMES; i++)
         total += 4 + frame_len(i);

@@ -12,6 +12,7 @@
  */
 #include "common/net.h"
 #include "common/probe.h"
+#include "common/tcp_fixture.h"
 #include "common/wait.h"
 
 #include <criterion/criterion.h>
@@ -20,47 +21,14 @@
 #include <signal.h>
 #include <sys/wait.h>
 
-static nsys_runtime_t *rt;
-static t_net_log_t net_log;
-static t_probe_t probe;
-
+/* Each test makes its runtime (t_tcp_new_runtime): the EMFILE test forks
+ * before any exists. */
 static void setup(void)
 {
-    nsys_log_set_level(NSYS_LOG_ERROR); /* refusals and bind errors are logged; expected here */
-    t_net_log_init(&net_log);
-    t_probe_init(&probe);
+    t_tcp_setup(NSYS_LOG_ERROR, false); /* refusals and bind errors are logged; expected here */
 }
 
-static void teardown(void)
-{
-    nsys_runtime_free(rt);
-    rt = NULL;
-    t_probe_destroy(&probe);
-    t_net_log_destroy(&net_log);
-}
-
-TestSuite(tcp_listener, .init = setup, .fini = teardown, .timeout = 180);
-
-static void new_runtime(void)
-{
-    cr_assert_eq(t_runtime(2, &rt), 0);
-    net_log.rt = rt;
-}
-
-static void finish(void)
-{
-    T_RUNTIME_FREE(rt);
-    rt = NULL;
-}
-
-static nsys_listener_info_t info_of(nsys_ref_t listener)
-{
-    nsys_listener_info_t info;
-    memset(&info, 0, sizeof(info));
-    if (nsys_listener_info(rt, listener, &info) != 0)
-        info.sessions = UINT32_MAX;
-    return info;
-}
+TestSuite(tcp_listener, .init = setup, .fini = t_tcp_teardown, .timeout = 180);
 
 static nsys_ref_t start(const nsys_listener_opts_t *o, nsys_listener_info_t *info)
 {
@@ -80,19 +48,11 @@ static int connect_to(const char *ip, uint16_t port)
     return fd;
 }
 
-static uint64_t actors_alive(void)
-{
-    nsys_metrics_t m;
-    memset(&m, 0, sizeof(m));
-    nsys_metrics_get(rt, &m);
-    return m.actors_alive;
-}
-
 /* ---- EADDRINUSE and reuseport ---------------------------------------------------- */
 
 Test(tcp_listener, a_second_listener_on_a_taken_port_fails_with_eaddrinuse_and_says_why)
 {
-    new_runtime();
+    t_tcp_new_runtime();
     nsys_listener_opts_t o = t_listener_opts(&nsys_handler_echo);
     nsys_listener_info_t first;
     nsys_ref_t a = start(&o, &first);
@@ -126,7 +86,7 @@ Test(tcp_listener, a_second_listener_on_a_taken_port_fails_with_eaddrinuse_and_s
 
 Test(tcp_listener, reuseport_lets_two_listeners_share_a_port)
 {
-    new_runtime();
+    t_tcp_new_runtime();
     nsys_listener_opts_t o = t_listener_opts(&nsys_handler_echo);
     o.reuseport = true;
     nsys_listener_info_t ia, ib;
@@ -162,15 +122,12 @@ Test(tcp_listener, reuseport_lets_two_listeners_share_a_port)
 
 Test(tcp_listener, max_sessions_closes_the_extra_connection_at_once_and_counts_it)
 {
-    new_runtime();
-    probe.user = &net_log;
-    probe.hook = t_net_owner_hook;
-    cr_assert_eq(t_probe_spawn(rt, &probe, NULL, NULL), 0);
-    T_ASSERT_EVENTUALLY(atomic_load(&probe.inited) == 1);
+    t_tcp_new_runtime();
+    t_tcp_spawn_owner(false);
 
     nsys_listener_opts_t o = t_listener_opts(&nsys_handler_echo);
     o.max_sessions = 2;
-    o.observer = t_probe_ref(&probe);
+    o.observer = t_probe_ref(&owner);
     nsys_listener_info_t info;
     nsys_ref_t l = start(&o, &info);
 
@@ -218,14 +175,14 @@ Test(tcp_listener, max_sessions_closes_the_extra_connection_at_once_and_counts_i
 
 Test(tcp_listener, stop_shuts_every_session_down_and_the_listener_exits)
 {
-    new_runtime();
-    cr_assert_eq(t_probe_spawn(rt, &probe, NULL, NULL), 0);
-    T_ASSERT_EVENTUALLY(atomic_load(&probe.inited) == 1);
+    t_tcp_new_runtime();
+    cr_assert_eq(t_probe_spawn(rt, &owner, NULL, NULL), 0);
+    T_ASSERT_EVENTUALLY(atomic_load(&owner.inited) == 1);
 
     nsys_listener_opts_t o = t_listener_opts(&nsys_handler_echo);
     nsys_listener_info_t info;
     nsys_ref_t l = start(&o, &info);
-    cr_assert_eq(t_monitor(rt, &probe, l, NULL), 0);
+    cr_assert_eq(t_monitor(rt, &owner, l, NULL), 0);
 
     enum { N = 3 };
     int fds[N];
@@ -244,7 +201,7 @@ Test(tcp_listener, stop_shuts_every_session_down_and_the_listener_exits)
         close(fds[i]);
     }
     nsys_down_t down;
-    cr_assert(t_probe_wait_down(&probe, 0, &down, T_WAIT_MS), "the listener never exited");
+    cr_assert(t_probe_wait_down(&owner, 0, &down, T_WAIT_MS), "the listener never exited");
     cr_assert_eq(down.ref, l);
     cr_assert_eq(down.reason, NSYS_REASON_SHUTDOWN, "listener exit reason %d (%s)", down.reason,
                  nsys_errname(down.reason));
@@ -274,7 +231,7 @@ static const nsys_session_handler_t stopper = {.name = "stopper", .on_message = 
 
 Test(tcp_listener, a_session_can_stop_its_own_listener)
 {
-    new_runtime();
+    t_tcp_new_runtime();
     nsys_listener_opts_t o = t_listener_opts(&stopper);
     nsys_listener_info_t info;
     nsys_ref_t l = start(&o, &info);
@@ -291,7 +248,7 @@ Test(tcp_listener, a_session_can_stop_its_own_listener)
 
 Test(tcp_listener, binds_localhost)
 {
-    new_runtime();
+    t_tcp_new_runtime();
     nsys_listener_opts_t o = t_listener_opts(&nsys_handler_echo);
     o.host = "localhost";
     nsys_listener_info_t info;
@@ -312,7 +269,7 @@ Test(tcp_listener, binds_the_ipv6_loopback)
 {
     if (!t_have_ipv6_loopback())
         cr_skip_test("no IPv6 loopback on this host");
-    new_runtime();
+    t_tcp_new_runtime();
     net_log.echo = true;
     nsys_tcp_server_opts_t so = t_facade_opts(&net_log);
     so.listen.host = "::1";
@@ -446,13 +403,13 @@ static void emfile_child(void)
     if (t_runtime(2, &r) != 0)
         _exit(EM_RUNTIME);
     net_log.rt = r;
-    probe.user = &net_log;
-    probe.hook = t_net_owner_hook;
-    if (t_probe_spawn(r, &probe, NULL, NULL) != 0)
+    owner.user = &net_log;
+    owner.hook = t_net_owner_hook;
+    if (t_probe_spawn(r, &owner, NULL, NULL) != 0)
         _exit(EM_OBSERVER);
-    T_WAIT(atomic_load(&probe.inited) == 1, T_WAIT_MS);
+    T_WAIT(atomic_load(&owner.inited) == 1, T_WAIT_MS);
     nsys_listener_opts_t o = t_listener_opts(&nsys_handler_echo);
-    o.observer = t_probe_ref(&probe);
+    o.observer = t_probe_ref(&owner);
     o.accept_backoff_max_ms = 200;
     nsys_ref_t l = NSYS_REF_NONE;
     nsys_listener_info_t info;

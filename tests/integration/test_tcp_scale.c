@@ -8,49 +8,18 @@
  * test thread; every wait has a deadline.
  */
 #include "common/net.h"
+#include "common/tcp_fixture.h"
 #include "common/wait.h"
 
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 
-static nsys_runtime_t *rt;
-
 static void setup(void)
 {
-    nsys_log_set_level(NSYS_LOG_WARN);
-    cr_assert_eq(t_runtime(2, &rt), 0);
+    t_tcp_setup(NSYS_LOG_WARN, true);
 }
 
-static void teardown(void)
-{
-    nsys_runtime_free(rt);
-    rt = NULL;
-}
-
-TestSuite(tcp_scale, .init = setup, .fini = teardown, .timeout = 240);
-
-static void finish(void)
-{
-    T_RUNTIME_FREE(rt);
-    rt = NULL;
-}
-
-static nsys_listener_info_t info_of(nsys_ref_t listener)
-{
-    nsys_listener_info_t info;
-    memset(&info, 0, sizeof(info));
-    if (nsys_listener_info(rt, listener, &info) != 0)
-        info.sessions = UINT32_MAX;
-    return info;
-}
-
-static uint64_t actors_alive(void)
-{
-    nsys_metrics_t m;
-    memset(&m, 0, sizeof(m));
-    nsys_metrics_get(rt, &m);
-    return m.actors_alive;
-}
+TestSuite(tcp_scale, .init = setup, .fini = t_tcp_teardown, .timeout = 240);
 
 /* ---- 1,000 concurrent clients ------------------------------------------------- */
 

@@ -9,66 +9,18 @@
  */
 #include "common/net.h"
 #include "common/probe.h"
+#include "common/tcp_fixture.h"
 #include "common/wait.h"
 
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 
-static nsys_runtime_t *rt;
-static t_net_log_t net_log;
-static t_probe_t owner;
-
 static void setup(void)
 {
-    nsys_log_set_level(NSYS_LOG_ERROR);
-    t_net_log_init(&net_log);
-    t_probe_init(&owner);
-    cr_assert_eq(t_runtime(2, &rt), 0);
-    net_log.rt = rt;
+    t_tcp_setup(NSYS_LOG_ERROR, true);
 }
 
-static void teardown(void)
-{
-    nsys_runtime_free(rt);
-    rt = NULL;
-    t_probe_destroy(&owner);
-    t_net_log_destroy(&net_log);
-}
-
-TestSuite(tcp_session, .init = setup, .fini = teardown, .timeout = 120);
-
-static void finish(void)
-{
-    T_RUNTIME_FREE(rt);
-    rt = NULL;
-}
-
-static uint32_t sessions_of(nsys_ref_t listener)
-{
-    nsys_listener_info_t info;
-    memset(&info, 0, sizeof(info));
-    if (nsys_listener_info(rt, listener, &info) != 0)
-        return UINT32_MAX;
-    return info.sessions;
-}
-
-static nsys_ref_t start(const nsys_listener_opts_t *o, uint16_t *port)
-{
-    nsys_ref_t ref = NSYS_REF_NONE;
-    nsys_listener_info_t info;
-    memset(&info, 0, sizeof(info));
-    int rc = nsys_listener_start(rt, o, &ref, &info);
-    cr_assert_eq(rc, 0, "nsys_listener_start: %s (%s)", nsys_strerror(rc), nsys_net_last_error());
-    *port = info.port;
-    return ref;
-}
-
-static int connect_to(uint16_t port)
-{
-    int fd = t_tcp_connect("127.0.0.1", port, T_WAIT_MS);
-    cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
-    return fd;
-}
+TestSuite(tcp_session, .init = setup, .fini = t_tcp_teardown, .timeout = 120);
 
 /* ---- a handler that records its callbacks ---------------------------------------- */
 
@@ -198,8 +150,8 @@ Test(tcp_session, on_open_sees_the_arg_the_ref_the_peer_and_the_listener)
     nsys_listener_opts_t o = t_listener_opts(&recording);
     o.handler_arg = &arg_token;
     uint16_t port;
-    nsys_ref_t l = start(&o, &port);
-    int fd = connect_to(port);
+    nsys_ref_t l = t_tcp_listen(&o, &port);
+    int fd = t_tcp_connect_local(port);
     uint16_t local = t_local_port(fd);
     cr_assert_eq(t_echo_once(fd, "hello", 5, T_WAIT_MS), 0);
 
@@ -232,8 +184,8 @@ Test(tcp_session, a_connection_refused_by_on_open_is_aborted_without_on_close)
     hlog.refuse = true;
     nsys_listener_opts_t o = t_listener_opts(&recording);
     uint16_t port;
-    nsys_ref_t l = start(&o, &port);
-    int fd = connect_to(port);
+    nsys_ref_t l = t_tcp_listen(&o, &port);
+    int fd = t_tcp_connect_local(port);
     int rc = t_wait_closed(fd, T_WAIT_MS);
     cr_assert(rc == 0 || rc == -ECONNRESET, "a refused connection stayed open: %d", rc);
     close(fd);
@@ -251,8 +203,8 @@ Test(tcp_session, on_info_gets_other_messages_sent_to_the_session)
     hlog_begin();
     nsys_listener_opts_t o = t_listener_opts(&recording);
     uint16_t port;
-    nsys_ref_t l = start(&o, &port);
-    int fd = connect_to(port);
+    nsys_ref_t l = t_tcp_listen(&o, &port);
+    int fd = t_tcp_connect_local(port);
     cr_assert_eq(t_echo_once(fd, "up", 2, T_WAIT_MS), 0);
     nsys_ref_t session = hlog_self();
 
@@ -280,8 +232,8 @@ Test(tcp_session, a_graceful_close_in_a_handler_flushes_what_was_queued_and_refu
     hlog_begin();
     nsys_listener_opts_t o = t_listener_opts(&recording);
     uint16_t port;
-    nsys_ref_t l = start(&o, &port);
-    int fd = connect_to(port);
+    nsys_ref_t l = t_tcp_listen(&o, &port);
+    int fd = t_tcp_connect_local(port);
     cr_assert_eq(t_send_frame(fd, "close", 5), 0);
     uint8_t buf[8];
     size_t len = 0;
@@ -309,8 +261,8 @@ Test(tcp_session, a_non_zero_return_from_on_message_aborts_with_that_reason)
     hlog_begin();
     nsys_listener_opts_t o = t_listener_opts(&recording);
     uint16_t port;
-    nsys_ref_t l = start(&o, &port);
-    int fd = connect_to(port);
+    nsys_ref_t l = t_tcp_listen(&o, &port);
+    int fd = t_tcp_connect_local(port);
     cr_assert_eq(t_echo_once(fd, "ok", 2, T_WAIT_MS), 0);
     cr_assert_eq(t_send_frame(fd, "fail", 4), 0);
     int rc = t_wait_closed(fd, T_WAIT_MS);
@@ -349,13 +301,13 @@ Test(tcp_session, handler_arg_is_retained_by_the_listener_and_each_session_and_a
     o.handler_arg_retain = arg_retain;
     o.handler_arg_release = arg_release;
     uint16_t port;
-    nsys_ref_t l = start(&o, &port);
+    nsys_ref_t l = t_tcp_listen(&o, &port);
     T_ASSERT_EVENTUALLY(atomic_load(&retains) == 1, "the listener retains once; retains = %d",
                         atomic_load(&retains));
     enum { N = 5 };
     int fds[N];
     for (int i = 0; i < N; i++) {
-        fds[i] = connect_to(port);
+        fds[i] = t_tcp_connect_local(port);
         cr_assert_eq(t_echo_once(fds[i], "r", 1, T_WAIT_MS), 0);
     }
     cr_assert_eq(atomic_load(&retains), 1 + N, "retains %d, want %d", atomic_load(&retains), 1 + N);
@@ -379,16 +331,12 @@ Test(tcp_session, handler_arg_is_retained_by_the_listener_and_each_session_and_a
 
 Test(tcp_session, net_abort_ends_the_session_at_once_with_ecanceled)
 {
-    net_log.echo = true;
-    owner.user = &net_log;
-    owner.hook = t_net_owner_hook;
-    cr_assert_eq(t_probe_spawn(rt, &owner, NULL, NULL), 0);
-    T_ASSERT_EVENTUALLY(atomic_load(&owner.inited) == 1);
+    t_tcp_spawn_owner(true);
     nsys_listener_opts_t o = t_listener_opts(NULL);
     o.owner = t_probe_ref(&owner);
     uint16_t port;
-    nsys_ref_t l = start(&o, &port);
-    int fd = connect_to(port);
+    nsys_ref_t l = t_tcp_listen(&o, &port);
+    int fd = t_tcp_connect_local(port);
     cr_assert_eq(t_echo_once(fd, "x", 1, T_WAIT_MS), 0);
     t_net_entry_t open;
     cr_assert(t_net_log_nth(&net_log, NSYS_MSG_NET_OPEN, 0, &open));
@@ -411,8 +359,8 @@ Test(tcp_session, the_discard_handler_answers_nothing)
 {
     nsys_listener_opts_t o = t_listener_opts(&nsys_handler_discard);
     uint16_t port;
-    nsys_ref_t l = start(&o, &port);
-    int fd = connect_to(port);
+    nsys_ref_t l = t_tcp_listen(&o, &port);
+    int fd = t_tcp_connect_local(port);
     for (int i = 0; i < 10; i++)
         cr_assert_eq(t_send_frame(fd, "dropped", 7), 0);
     /* Our FIN ends the session; everything before it was read, so what

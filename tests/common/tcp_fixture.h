@@ -2,13 +2,14 @@
  * share: a runtime, the log of network events (common/net.h) and an owner
  * probe, made by the suite's .init and freed by its .fini or, with a leak
  * check, by finish() at the end of a test; spawning the owner, starting a
- * listener and connecting to it; and a listener's and the runtime's counters as the
- * test thread reads them.
+ * listener and connecting to it; and a listener's and the runtime's
+ * counters as the test thread reads them.
  *
  * It defines the including file's `rt`, `net_log` and `owner`, so include
- * it once per test file, whose suite's .init calls t_tcp_setup. The names are the short ones the
- * suites were written with (finish, sessions_of, ...). The functions assert with Criterion, so only
- * the test thread may call them; the ThreadSanitizer build gets the same macros from
+ * it once per test file, whose suite's .init calls t_tcp_setup. The names
+ * are the short ones the suites were written with (finish, sessions_of,
+ * ...). The functions assert with Criterion, so only the test thread may
+ * call them; the ThreadSanitizer build gets the same macros from
  * tests/tsan_shim.
  *
  * Not for: the client side of a test (common/net.h), or suites whose
